@@ -1,0 +1,442 @@
+"""``gModule``: a module defined by a graph of nodes (Lua: nngraph's ``nn.gModule``).
+
+The graph is checked and ordered once, at construction. ``update_output`` walks the nodes in
+topological order; ``update_grad_input`` walks them backwards, summing the gradients that reach a
+node from all its consumers (fan-out) before calling its module, and keeps that sum for
+``acc_grad_parameters``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Sequence
+
+import networkx as nx
+
+from .. import backend
+from ..errors import GraphBuildError, GraphError, InputError, NNGraphError, shape_str
+from ..module import Module
+from .node import Node
+
+__all__ = ["gModule", "set_debug", "get_debug"]
+
+_debug = {"on": False, "dir": None}
+
+
+def set_debug(on: bool = True, directory: str | None = None) -> None:
+    """On an error inside forward/backward, also write the graph with the failing node in red.
+
+    (Lua: ``nngraph.setDebug(true)``.) The picture goes to ``directory`` (default: the system's
+    temporary directory) as ``nngraph_<name>.dot``, plus ``.svg`` when Graphviz is installed;
+    the error message gives its path.
+    """
+    _debug["on"] = bool(on)
+    _debug["dir"] = directory
+
+
+def get_debug() -> bool:
+    """Whether :func:`set_debug` is on."""
+    return _debug["on"]
+
+
+def _as_node_list(value: Any, what: str) -> list[Node]:
+    if isinstance(value, Node):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        from .node import _reject
+
+        raise _reject(value, f"the {what} of gModule")
+    out = []
+    for i, v in enumerate(value):
+        if not isinstance(v, Node):
+            from .node import _reject
+
+            raise _reject(v, f"{what}[{i}] of gModule")
+        out.append(v)
+    if not out:
+        raise GraphBuildError(f"gModule needs at least one {what[:-1]} node")
+    return out
+
+
+def _collect(outputs: list[Node]) -> list[Node]:
+    """All nodes the outputs depend on; raises on a cycle, naming the nodes on it."""
+    state: dict[int, int] = {}  # 1 = on the current path, 2 = done
+    found: list[Node] = []
+    for out in outputs:
+        stack: list[tuple[Node, int]] = [(out, 0)]
+        path: list[Node] = []
+        while stack:
+            node, k = stack.pop()
+            if k == 0:
+                if state.get(id(node)) == 2:
+                    continue
+                if state.get(id(node)) == 1:
+                    continue
+                state[id(node)] = 1
+                path.append(node)
+            if k < len(node.inputs):
+                stack.append((node, k + 1))
+                parent = node.inputs[k]
+                if state.get(id(parent)) == 1:
+                    cycle = path[path.index(parent):] + [parent]
+                    raise GraphBuildError(
+                        "the graph has a cycle: "
+                        + " -> ".join(f"{n.label()} ({n.created_at})" for n in reversed(cycle))
+                    )
+                if state.get(id(parent)) != 2:
+                    stack.append((parent, 0))
+            else:
+                state[id(node)] = 2
+                path.pop()
+                found.append(node)
+    return found
+
+
+class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
+    """A module built from a graph of nodes (Lua: ``nn.gModule``).
+
+    Args:
+        inputs: the input nodes (made with ``module()``), in the order of the input list.
+        outputs: the output nodes.
+
+    Example:
+        >>> from nngraph_py import nn
+        >>> x1, x2, x3 = nn.Identity()(), nn.Identity()(), nn.Identity()()
+        >>> z = nn.CAddTable()([x1, nn.CMulTable()([x2, nn.Linear(20, 10)(x3)])])
+        >>> mlp = nn.gModule([x1, x2, x3], [z])
+
+    A gModule with one input takes a bare array, one with several a list; with one output it
+    returns an array, with several a list. ``fg`` and ``bg`` are the forward and backward graphs
+    as networkx DiGraphs whose nodes are :class:`Node` objects.
+    """
+
+    def __init__(self, inputs: Sequence[Node] | Node, outputs: Sequence[Node] | Node):
+        super().__init__()
+        self.input_nodes = _as_node_list(inputs, "inputs")
+        self.output_nodes = _as_node_list(outputs, "outputs")
+        self._validate_and_order()
+        dev = {m._device for m in self.children()} or {"cpu"}
+        dts = {m._dtype for m in self.children()} or {self._dtype}
+        if len(dev) > 1 or len(dts) > 1:
+            raise GraphBuildError(
+                f"the modules of this graph are on several devices/dtypes {sorted(dev)} "
+                f"{sorted(str(d) for d in dts)}; convert them with .to(...) first"
+            )
+        self._device, self._dtype = dev.pop(), dts.pop()
+        self._vals: list[Any] | None = None
+        self._gouts: list[Any] | None = None
+        self._input_cache: list[Any] | None = None
+
+    # ----------------------------------------------------------------------------------------
+    # Construction: check once, order once
+    # ----------------------------------------------------------------------------------------
+    def _validate_and_order(self) -> None:
+        seen_inputs: dict[int, int] = {}
+        for k, node in enumerate(self.input_nodes):
+            if id(node) in seen_inputs:
+                raise GraphBuildError(
+                    f"the same node ({node.label()}, created at {node.created_at}) is given twice "
+                    f"as a gModule input (positions {seen_inputs[id(node)]} and {k}); "
+                    f"make one input node per input"
+                )
+            seen_inputs[id(node)] = k
+            if node.inputs:
+                raise GraphBuildError(
+                    f"input {k} ({node.describe()}) is computed from other nodes; gModule inputs "
+                    f"are nodes made with no argument, e.g. nn.Identity()()"
+                )
+        found = _collect(self.output_nodes)
+        found_ids = {id(n) for n in found}
+        for k, node in enumerate(self.input_nodes):
+            if id(node) not in found_ids:
+                raise GraphBuildError(
+                    f"input {k} ({node.describe()}) does not reach any output; "
+                    f"remove it from the inputs or connect it"
+                )
+        for node in found:
+            if not node.inputs and id(node) not in seen_inputs:
+                raise GraphBuildError(
+                    f"an output depends on {node.describe()}, which has no inputs but is not "
+                    f"among the gModule's inputs: the output is not reachable from the inputs; "
+                    f"add that node to the inputs list"
+                )
+        modules: dict[int, Node] = {}
+        for node in found:
+            prev = modules.get(id(node.module))
+            if prev is not None:
+                raise GraphBuildError(
+                    f"{repr(node.module).splitlines()[0]} is used by two nodes ({prev.created_at} "
+                    f"and {node.created_at}); use module.clone() for a second copy"
+                )
+            modules[id(node.module)] = node
+
+        fg = nx.DiGraph()
+        for node in found:
+            fg.add_node(node)
+        for node in found:
+            for pos, parent in enumerate(node.inputs):
+                if fg.has_edge(parent, node):
+                    fg.edges[parent, node]["positions"].append(pos)
+                else:
+                    fg.add_edge(parent, node, positions=[pos])
+        order = list(nx.lexicographical_topological_sort(fg, key=lambda n: n.id))
+        self.nodes: list[Node] = order
+        self.fg = fg
+        self.bg = fg.reverse(copy=True)
+        index = {id(n): i for i, n in enumerate(order)}
+        self._index = index
+        self._names = self._name_nodes(order)
+        for node, name in zip(order, self._names):
+            self.fg.nodes[node]["name"] = name
+            self.bg.nodes[node]["name"] = name
+        self.fg.graph["inputs"] = list(self.input_nodes)
+        self.fg.graph["outputs"] = list(self.output_nodes)
+        slots = {id(n): k for k, n in enumerate(self.input_nodes)}
+        # The plan: per node (module, parent indices, table?, input slot or -1).
+        self._plan = [
+            (n.module, tuple(index[id(p)] for p in n.inputs), n.table, slots.get(id(n), -1))
+            for n in order
+        ]
+        self._out_idx = [index[id(n)] for n in self.output_nodes]
+        self._in_idx = [index[id(n)] for n in self.input_nodes]
+
+    @staticmethod
+    def _name_nodes(order: list[Node]) -> list[str]:
+        names, counts, used = [], {}, {}
+        for node in order:
+            if node.name is not None:
+                if node.name in used:
+                    raise GraphBuildError(
+                        f"two nodes are annotated {node.name!r} ({used[node.name]} and "
+                        f"{node.created_at}); names must be unique within a gModule"
+                    )
+                used[node.name] = node.created_at
+        for node in order:
+            if node.name is not None:
+                names.append(node.name)
+                continue
+            kind = type(node.module).__name__
+            k = counts.get(kind, 0) + 1
+            while f"{kind}{k}" in used:
+                k += 1
+            counts[kind] = k
+            names.append(f"{kind}{k}")
+            used[names[-1]] = node.created_at
+        return names
+
+    def node_name(self, node: Node) -> str:
+        """The name of ``node`` in this graph: its annotation, else ``<ModuleType><index>``."""
+        return self._names[self._index[id(node)]]
+
+    # ----------------------------------------------------------------------------------------
+    # Module tree
+    # ----------------------------------------------------------------------------------------
+    def children(self) -> list[Module]:
+        return [n.module for n in self.nodes]
+
+    def named_children(self) -> list[tuple[str, Module]]:
+        return [(name, n.module) for name, n in zip(self._names, self.nodes)]
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of inputs."""
+        return len(self.input_nodes)
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of outputs."""
+        return len(self.output_nodes)
+
+    # ----------------------------------------------------------------------------------------
+    # Forward and backward
+    # ----------------------------------------------------------------------------------------
+    def _split_input(self, input: Any) -> list[Any]:
+        n = len(self.input_nodes)
+        if n == 1:
+            return [input]
+        if not isinstance(input, (list, tuple)):
+            raise InputError(
+                f"this gModule has {n} inputs ({', '.join(self._input_names())}): pass a list of "
+                f"{n} arrays, got {type(input).__name__}"
+            )
+        if len(input) != n:
+            raise InputError(
+                f"this gModule has {n} inputs ({', '.join(self._input_names())}), got a list of "
+                f"{len(input)}"
+            )
+        return list(input)
+
+    def _input_names(self) -> list[str]:
+        return [self._names[i] for i in self._in_idx]
+
+    def _gather(self, vals: list[Any], parents: tuple, table: bool) -> Any:
+        if table:
+            return [vals[p] for p in parents]
+        return vals[parents[0]]
+
+    def update_output(self, input: Any) -> Any:
+        inputs = self._split_input(input)
+        vals: list[Any] = [None] * len(self._plan)
+        gather = self._gather
+        for i, (module, parents, table, slot) in enumerate(self._plan):
+            x = inputs[slot] if slot >= 0 else gather(vals, parents, table)
+            try:
+                vals[i] = module.update_output(x)
+            except Exception as exc:  # noqa: BLE001 - re-raised with the node named
+                raise self._node_error(i, "forward", exc, x) from exc
+        self._vals = vals
+        self._input_cache = inputs
+        outs = [vals[i] for i in self._out_idx]
+        self.output = outs[0] if len(outs) == 1 else outs
+        return self.output
+
+    def _node_input(self, i: int) -> Any:
+        module, parents, table, slot = self._plan[i]
+        if slot >= 0:
+            return self._input_cache[slot]
+        return self._gather(self._vals, parents, table)
+
+    def update_grad_input(self, input: Any, grad_output: Any) -> Any:
+        if self._vals is None:
+            raise GraphError("backward called before forward: call forward(input) first")
+        n_out = len(self._out_idx)
+        gouts: list[Any] = [None] * len(self._plan)
+        owned = [False] * len(self._plan)
+        grads = [grad_output] if n_out == 1 else self._split_grad_output(grad_output)
+        for i, g in zip(self._out_idx, grads):
+            self._accumulate(gouts, owned, i, g)
+        grad_inputs: list[Any] = [None] * len(self.input_nodes)
+        for i in range(len(self._plan) - 1, -1, -1):
+            module, parents, table, slot = self._plan[i]
+            g = gouts[i]
+            if g is None:
+                g = gouts[i] = _zeros_like(self._vals[i])
+            x = self._node_input(i)
+            try:
+                gi = module.update_grad_input(x, g)
+            except Exception as exc:  # noqa: BLE001
+                raise self._node_error(i, "backward", exc, x, g) from exc
+            if slot >= 0:
+                grad_inputs[slot] = gi
+            elif table:
+                for j, p in enumerate(parents):
+                    self._accumulate(gouts, owned, p, gi[j])
+            else:
+                self._accumulate(gouts, owned, parents[0], gi)
+        self._gouts = gouts
+        self.grad_input = grad_inputs[0] if len(grad_inputs) == 1 else grad_inputs
+        return self.grad_input
+
+    def _split_grad_output(self, grad_output: Any) -> list[Any]:
+        n = len(self._out_idx)
+        if not isinstance(grad_output, (list, tuple)) or len(grad_output) != n:
+            got = len(grad_output) if isinstance(grad_output, (list, tuple)) else type(grad_output).__name__
+            raise InputError(f"this gModule has {n} outputs: grad_output must be a list of {n}, got {got}")
+        return list(grad_output)
+
+    @staticmethod
+    def _accumulate(gouts: list, owned: list, i: int, g: Any) -> None:
+        """Add ``g`` to node ``i``'s gradient; copy before the first in-place sum (no aliasing)."""
+        if g is None:
+            return
+        cur = gouts[i]
+        if cur is None:
+            gouts[i] = g
+        elif owned[i]:
+            _add_into(cur, g)
+        else:
+            gouts[i] = _add_new(cur, g)
+            owned[i] = True
+
+    def acc_grad_parameters(self, input: Any, grad_output: Any, scale: float = 1.0) -> None:
+        if self._gouts is None:
+            raise GraphError("acc_grad_parameters called before update_grad_input")
+        for i in range(len(self._plan) - 1, -1, -1):
+            module = self._plan[i][0]
+            x = self._node_input(i)
+            try:
+                module.acc_grad_parameters(x, self._gouts[i], scale)
+            except Exception as exc:  # noqa: BLE001
+                raise self._node_error(i, "backward", exc, x, self._gouts[i]) from exc
+
+    # ----------------------------------------------------------------------------------------
+    # Errors
+    # ----------------------------------------------------------------------------------------
+    def _node_error(self, i: int, phase: str, exc: Exception, x: Any, g: Any = None) -> GraphError:
+        node = self.nodes[i]
+        if isinstance(exc, GraphError):
+            msg = f"{exc}\n  inside {node.describe()}"
+            err = GraphError(msg, node=exc.node, phase=exc.phase, cause=exc.cause)
+        else:
+            detail = str(exc) if isinstance(exc, NNGraphError) else f"{type(exc).__name__}: {exc}"
+            msg = (f"{phase} failed at {node.describe()}: {detail}\n"
+                   f"  input shape(s): {shape_str(x)}")
+            if g is not None:
+                msg += f"; grad_output shape(s): {shape_str(g)}"
+            err = GraphError(msg, node=node, phase=phase, cause=exc)
+        if _debug["on"] and not isinstance(exc, GraphError):
+            path = self._write_debug_picture(node)
+            err.args = (f"{err.args[0]}\n  graph with the failing node in red: {path}",)
+        return err
+
+    def _write_debug_picture(self, node: Node) -> str:
+        from .dot import save_dot
+
+        directory = _debug["dir"] or tempfile.gettempdir()
+        base = os.path.join(directory, f"nngraph_{self.node_name(node)}")
+        return save_dot(self, base, highlight=node)
+
+    # ----------------------------------------------------------------------------------------
+    # State
+    # ----------------------------------------------------------------------------------------
+    def _clear_extra_state(self) -> None:
+        self._vals = None
+        self._gouts = None
+        self._input_cache = None
+
+    def _apply_extra(self, convert: Any) -> None:
+        for attr in ("_vals", "_gouts", "_input_cache"):
+            value = getattr(self, attr)
+            if value is not None:
+                setattr(self, attr, [_convert_nested(v, convert) for v in value])
+
+    def __repr__(self) -> str:
+        ins = ", ".join(self._input_names())
+        outs = ", ".join(self._names[i] for i in self._out_idx)
+        lines = [f"nn.gModule {{", f"  [{ins}] -> [{outs}]"]
+        for name, node in zip(self._names, self.nodes):
+            parents = [self.node_name(p) for p in node.inputs]
+            src = ("(" + ", ".join(parents) + ")") if node.table else (parents[0] if parents else "input")
+            body = repr(node.module).replace("\n", "\n  ")
+            lines.append(f"  ({name}) {body} <- {src}")
+        lines.append("}")
+        return "\n".join(lines)
+
+
+def _convert_nested(v: Any, convert: Any) -> Any:
+    if isinstance(v, list):
+        return [_convert_nested(x, convert) for x in v]
+    return convert(v)
+
+
+def _zeros_like(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_zeros_like(x) for x in v]
+    return backend.get_array_module(v).zeros_like(v)
+
+
+def _add_new(a: Any, b: Any) -> Any:
+    if isinstance(a, (list, tuple)):
+        return [_add_new(x, y) for x, y in zip(a, b)]
+    return a + b
+
+
+def _add_into(a: Any, b: Any) -> None:
+    if isinstance(a, list):
+        for i, (x, y) in enumerate(zip(a, b)):
+            if isinstance(x, list):
+                _add_into(x, y)
+            else:
+                x += y
+        return
+    a += b

@@ -1,0 +1,418 @@
+"""The base class of every layer: Lua Torch's ``nn.Module``.
+
+``forward`` and ``backward`` live here once and are not overridden; a module fills in
+``update_output``, ``update_grad_input`` and, when it has parameters, ``acc_grad_parameters``.
+Parameters are registered by name (``weight``) and their gradients live beside them
+(``grad_weight``), as Lua's ``weight`` / ``gradWeight``.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Iterator, Sequence
+
+from . import backend
+from .errors import InputError
+
+Array = Any  # numpy.ndarray, cupy.ndarray or backend.StrictArray
+
+__all__ = ["Module", "Array"]
+
+
+class Module:
+    """Abstract module (Lua: ``nn.Module``).
+
+    Attributes:
+        output: the result of the last ``forward`` (Lua ``output``).
+        grad_input: the gradient w.r.t. the input of the last ``backward`` (Lua ``gradInput``).
+        train: True in training mode (Dropout is active), set by :meth:`training` / :meth:`evaluate`.
+    """
+
+    def __init__(self) -> None:
+        self.output: Any = None
+        self.grad_input: Any = None
+        self.train: bool = True
+        self._param_names: list[str] = []
+        self._device: str = "cpu"
+        self._dtype = backend.get_default_dtype()
+        self._node: Any = None  # the graph node this module belongs to, if any
+
+    # ----------------------------------------------------------------------------------------
+    # The protocol: fixed forward/backward, overridable update_* methods
+    # ----------------------------------------------------------------------------------------
+    def forward(self, input: Any) -> Any:
+        """Compute the output for ``input`` (Lua: ``Module:forward``).
+
+        Floating inputs of another dtype are cast to the module's dtype; arrays on another device
+        are refused with a message saying how to move them. Integer arrays are left alone.
+
+        Args:
+            input: an array, or a list of arrays for table modules.
+        Returns:
+            The output (also kept in ``self.output``).
+        """
+        return self.update_output(self._accept_input(input))
+
+    def backward(self, input: Any, grad_output: Any, scale: float = 1.0) -> Any:
+        """Gradient w.r.t. the input; accumulate parameter gradients (Lua: ``Module:backward``).
+
+        Args:
+            input: the input given to the preceding ``forward``.
+            grad_output: gradient of the loss w.r.t. this module's output.
+            scale: factor applied to the parameter gradients before accumulation.
+        Returns:
+            ``grad_input`` (an array, or a list matching a list input).
+        """
+        input = self._accept_input(input)
+        grad_output = self._accept_input(grad_output, what="grad_output")
+        self.update_grad_input(input, grad_output)
+        self.acc_grad_parameters(input, grad_output, scale)
+        return self.grad_input
+
+    def update_output(self, input: Any) -> Any:
+        """Compute ``self.output`` from ``input`` (Lua: ``updateOutput``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement update_output")
+
+    def update_grad_input(self, input: Any, grad_output: Any) -> Any:
+        """Compute ``self.grad_input`` (Lua: ``updateGradInput``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement update_grad_input")
+
+    def acc_grad_parameters(self, input: Any, grad_output: Any, scale: float = 1.0) -> None:
+        """Accumulate ``scale`` times the parameter gradients (Lua: ``accGradParameters``)."""
+
+    def __call__(self, *args: Any) -> Any:
+        """Build a graph node from this module (nngraph's ``module(node)`` call syntax).
+
+        ``module()`` makes an input node; ``module(node)`` a node fed by one node (it receives that
+        array); ``module([a, b])`` a node fed by a list (it receives a list of arrays).
+        """
+        from .graph.node import make_node
+
+        return make_node(self, args)
+
+    # ----------------------------------------------------------------------------------------
+    # Parameters
+    # ----------------------------------------------------------------------------------------
+    def register_parameter(self, name: str, value: Array, grad: Array | None = None) -> None:
+        """Declare ``self.<name>`` a parameter with gradient ``self.grad_<name>`` (zeros if None)."""
+        if name not in self._param_names:
+            self._param_names.append(name)
+        setattr(self, name, value)
+        if grad is None:
+            grad = backend.get_array_module(value).zeros_like(value)
+        setattr(self, "grad_" + name, grad)
+
+    def children(self) -> list["Module"]:
+        """The direct sub-modules (containers override this)."""
+        return []
+
+    def modules(self) -> Iterator["Module"]:
+        """This module and all sub-modules, depth first, each once."""
+        seen: set[int] = set()
+        stack = [self]
+        order = []
+        while stack:
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            order.append(m)
+            stack.extend(reversed(m.children()))
+        return iter(order)
+
+    def _own_named_parameters(self) -> Iterator[tuple[str, Array, Array]]:
+        for name in self._param_names:
+            yield name, getattr(self, name), getattr(self, "grad_" + name)
+
+    def _named_parameter_triples(self, prefix: str = "") -> Iterator[tuple[str, Array, Array]]:
+        """(name, param, grad) for this module and its children, shared arrays included."""
+        for name, p, g in self._own_named_parameters():
+            yield prefix + name, p, g
+        for child_name, child in self.named_children():
+            yield from child._named_parameter_triples(prefix + child_name + ".")
+
+    def named_children(self) -> list[tuple[str, "Module"]]:
+        """``(name, module)`` of the direct sub-modules; names are used in parameter names."""
+        return [(str(i + 1), m) for i, m in enumerate(self.children())]
+
+    def named_parameters(self) -> Iterator[tuple[str, Array]]:
+        """Yield ``(name, array)`` for every parameter, an array shared by clones once.
+
+        Names are dotted paths: ``weight`` for a leaf, ``<child>.weight`` in containers
+        (Sequential children are numbered from 1 as printed, gModule nodes use their annotation or
+        ``<ModuleType><index>``). (PyTorch: ``named_parameters``; Lua has no equivalent.)
+        """
+        seen: set[int] = set()
+        for name, p, _ in self._named_parameter_triples():
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
+
+    def named_grad_parameters(self) -> Iterator[tuple[str, Array]]:
+        """Yield ``(name, gradient array)`` in the order of :meth:`named_parameters`."""
+        seen: set[int] = set()
+        for name, p, g in self._named_parameter_triples():
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, g
+
+    def parameters(self) -> tuple[list[Array], list[Array]]:
+        """The live parameter arrays and their gradients (Lua: ``Module:parameters``).
+
+        Returns:
+            ``(params, grad_params)``: two lists of the module's own arrays (never copies), each
+            array shared between clones listed once.
+        """
+        params, grads, seen = [], [], set()
+        for _, p, g in self._named_parameter_triples():
+            if id(p) not in seen:
+                seen.add(id(p))
+                params.append(p)
+                grads.append(g)
+        return params, grads
+
+    def get_parameters(self) -> tuple[Array, Array]:
+        """Flatten all parameters and gradients into two contiguous 1-D buffers.
+
+        After the call every module's parameter (and gradient) array is a view into the returned
+        buffers, so an optimizer updating the flat buffer updates the model (Lua:
+        ``Module:getParameters``). Sharing between clones is preserved. Call it again after a
+        device or dtype conversion.
+
+        Returns:
+            ``(flat_params, flat_grad_params)``.
+        """
+        params, grads = self.parameters()
+        xp = backend.array_module(self._device)
+        total = sum(int(p.size) for p in params)
+        flat_p = xp.zeros((total,), dtype=self._dtype)
+        flat_g = xp.zeros((total,), dtype=self._dtype)
+        remap: dict[int, Array] = {}
+        offset = 0
+        for p, g in zip(params, grads):
+            n = int(p.size)
+            view_p = flat_p[offset:offset + n].reshape(p.shape)
+            view_g = flat_g[offset:offset + n].reshape(g.shape)
+            view_p[...] = p
+            view_g[...] = g
+            remap[id(p)] = view_p
+            remap[id(g)] = view_g
+            offset += n
+        for m in self.modules():
+            for name in m._param_names:
+                for attr in (name, "grad_" + name):
+                    old = getattr(m, attr)
+                    if id(old) in remap:
+                        setattr(m, attr, remap[id(old)])
+            m._after_parameters_replaced()
+        return flat_p, flat_g
+
+    def _after_parameters_replaced(self) -> None:
+        """Hook for modules that cache derived views of their parameters (e.g. fused weights)."""
+
+    def zero_grad_parameters(self) -> None:
+        """Set every parameter gradient to zero (Lua: ``zeroGradParameters``)."""
+        for g in self.parameters()[1]:
+            g[...] = 0
+
+    def update_parameters(self, learning_rate: float) -> None:
+        """Plain SGD step ``p -= learning_rate * grad`` (Lua: ``updateParameters``)."""
+        params, grads = self.parameters()
+        for p, g in zip(params, grads):
+            p -= learning_rate * g
+
+    def num_parameters(self) -> int:
+        """Total number of parameter elements, shared arrays counted once."""
+        return sum(int(p.size) for p in self.parameters()[0])
+
+    # ----------------------------------------------------------------------------------------
+    # Modes, cloning, state
+    # ----------------------------------------------------------------------------------------
+    def training(self) -> "Module":
+        """Switch this module and its children to training mode (Lua: ``training``)."""
+        for m in self.modules():
+            m.train = True
+        return self
+
+    def evaluate(self) -> "Module":
+        """Switch this module and its children to evaluation mode (Lua: ``evaluate``)."""
+        for m in self.modules():
+            m.train = False
+        return self
+
+    def clone(self, *shared_names: str) -> "Module":
+        """A deep copy; the arrays named in ``shared_names`` are shared, not copied.
+
+        ``lin.clone("weight", "bias", "grad_weight", "grad_bias")`` makes a module that uses the
+        same parameters and accumulates into the same gradients (Lua: ``clone(...)``, as
+        char-rnn's ``clone_many_times``). Cached outputs are not copied.
+
+        Returns:
+            The new module, not attached to any graph node.
+        """
+        memo: dict[int, Any] = {}
+        for m in self.modules():
+            # Do not copy caches: the clone starts with a clean state.
+            for key, value in m._state_items():
+                memo[id(value)] = None
+            memo[id(m._node)] = None
+        new = copy.deepcopy(self, memo)
+        for old_m, new_m in zip(self.modules(), new.modules()):
+            new_m._node = None
+            for name in shared_names:
+                if hasattr(old_m, name) and hasattr(new_m, name):
+                    setattr(new_m, name, getattr(old_m, name))
+            new_m._after_parameters_replaced()
+        return new
+
+    def share(self, other: "Module", *names: str) -> "Module":
+        """Make this module use ``other``'s arrays named in ``names`` (Lua: ``share``)."""
+        for mine, theirs in zip(self.modules(), other.modules()):
+            for name in names:
+                if hasattr(theirs, name):
+                    setattr(mine, name, getattr(theirs, name))
+            mine._after_parameters_replaced()
+        return self
+
+    def _state_items(self) -> Iterator[tuple[str, Any]]:
+        """Cached, recomputable state: outputs, gradients w.r.t. inputs and buffers.
+
+        Subclasses that keep more caches list them in ``_state_names``.
+        """
+        for key in ("output", "grad_input") + tuple(getattr(self, "_state_names", ())):
+            value = getattr(self, key, None)
+            if value is not None:
+                yield key, value
+
+    def clear_state(self) -> "Module":
+        """Drop cached outputs and buffers to save memory (Lua: ``clearState``)."""
+        for m in self.modules():
+            for key, _ in list(m._state_items()):
+                setattr(m, key, None)
+            m._clear_extra_state()
+        return self
+
+    def _clear_extra_state(self) -> None:
+        """Hook for modules with caches that are not plain attributes."""
+
+    # ----------------------------------------------------------------------------------------
+    # Device and dtype: one recursive mechanism behind to/cuda/cpu/float/double
+    # ----------------------------------------------------------------------------------------
+    def _apply(self, fn: Callable[[Array], Array]) -> "Module":
+        """Apply ``fn`` to every array this module and its children hold (PyTorch: ``_apply``).
+
+        Parameters, gradients and cached state are converted; an array shared by several modules
+        is converted once and stays shared.
+        """
+        memo: dict[int, Any] = {}
+
+        def convert(value: Any) -> Any:
+            if backend.is_array(value):
+                key = id(value)
+                if key not in memo:
+                    memo[key] = (value, fn(value))
+                return memo[key][1]
+            if isinstance(value, list) and value and any(backend.is_array(v) for v in value):
+                return [convert(v) for v in value]
+            if isinstance(value, tuple) and value and any(backend.is_array(v) for v in value):
+                return tuple(convert(v) for v in value)
+            return value
+
+        for m in self.modules():
+            for key, value in list(vars(m).items()):
+                new = convert(value)
+                if new is not value:
+                    setattr(m, key, new)
+            m._apply_extra(convert)
+            m._after_parameters_replaced()
+        return self
+
+    def _apply_extra(self, convert: Callable[[Any], Any]) -> None:
+        """Hook: convert arrays kept outside plain attributes (e.g. a graph's node caches)."""
+
+    def to(self, device: str | None = None, dtype: Any = None) -> "Module":
+        """Move to ``device`` (``"cpu"``, ``"cuda"``, ``"strict"``) and/or cast to ``dtype``.
+
+        Floating arrays are cast; integer buffers keep their dtype. (Lua: ``type``; PyTorch: ``to``.)
+
+        Returns:
+            self.
+        """
+        if device is not None:
+            backend.array_module(device)  # raises a clear DeviceError when unavailable
+        import numpy
+
+        new_dtype = numpy.dtype(dtype) if dtype is not None else None
+        if new_dtype is not None and new_dtype.kind != "f":
+            raise TypeError(f"a model's dtype must be floating, got {new_dtype}")
+        self._apply(lambda a: backend.to_device(a, device, new_dtype))
+        for m in self.modules():
+            if device is not None:
+                m._device = device
+            if new_dtype is not None:
+                m._dtype = new_dtype
+        return self
+
+    def cuda(self) -> "Module":
+        """Move to the GPU (Lua: ``cuda``)."""
+        return self.to("cuda")
+
+    def cpu(self) -> "Module":
+        """Move to the host (Lua: ``float`` after ``cuda``)."""
+        return self.to("cpu")
+
+    def float(self) -> "Module":
+        """Cast to float32 (Lua: ``float``)."""
+        return self.to(dtype="float32")
+
+    def double(self) -> "Module":
+        """Cast to float64 (Lua: ``double``)."""
+        return self.to(dtype="float64")
+
+    @property
+    def device(self) -> str:
+        """The device this module's arrays live on."""
+        return self._device
+
+    @property
+    def dtype(self) -> Any:
+        """The floating dtype of this module's parameters."""
+        return self._dtype
+
+    # ----------------------------------------------------------------------------------------
+    # Input checks and printing
+    # ----------------------------------------------------------------------------------------
+    def _accept_input(self, value: Any, what: str = "input") -> Any:
+        """Check the device of incoming arrays and cast floating ones to the module's dtype."""
+        if isinstance(value, (list, tuple)):
+            return [self._accept_input(v, f"{what}[{i}]") for i, v in enumerate(value)]
+        if not backend.is_array(value):
+            if isinstance(value, (int, float)):
+                return backend.array_module(self._device).asarray(value, dtype=self._dtype)
+            raise InputError(
+                f"{self.describe()}: {what} must be an array (or a list of arrays), "
+                f"got {type(value).__name__}"
+            )
+        dev = backend.device_of(value)
+        if dev != self._device:
+            raise backend.DeviceError(
+                f"{self.describe()}: {what} is on device '{dev}' but the module is on "
+                f"'{self._device}'; move the array with nngraph_py.to_device(x, '{self._device}') "
+                f"or the module with module.to('{dev}')"
+            )
+        if backend.is_floating(value) and value.dtype != self._dtype:
+            value = value.astype(self._dtype)
+        return value
+
+    def describe(self) -> str:
+        """A short identification for error messages: the module and its graph node, if any."""
+        if self._node is not None:
+            return self._node.describe()
+        return repr(self).splitlines()[0]
+
+    def extra_repr(self) -> str:
+        """The text inside the parentheses of the module's one-line repr (PyTorch habit)."""
+        return ""
+
+    def __repr__(self) -> str:
+        extra = self.extra_repr()
+        return f"nn.{type(self).__name__}" + (f"({extra})" if extra else "")

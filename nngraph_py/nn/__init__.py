@@ -1,0 +1,17 @@
+"""The ``nn`` namespace: every module, criterion and ``gModule`` (Lua's ``nn.``)."""
+from ..graph.gmodule import gModule
+from ..graph.node import Node
+from ..module import Module
+from .activation import LogSoftMax, ReLU, Sigmoid, SoftMax, Tanh
+from .identity import Identity
+from .linear import Linear
+from .table import (CAddTable, CDivTable, CMulTable, CSubTable, JoinTable, NarrowTable,
+                    SelectTable, SplitTable)
+
+__all__ = [
+    "Module", "Node", "gModule",
+    "Linear", "Identity",
+    "Sigmoid", "Tanh", "ReLU", "SoftMax", "LogSoftMax",
+    "CAddTable", "CSubTable", "CMulTable", "CDivTable", "JoinTable", "SplitTable", "SelectTable",
+    "NarrowTable",
+]

@@ -1,0 +1,37 @@
+"""Shared fixtures: every graph and module test runs on each backend.
+
+``device`` is ``cpu`` (NumPy), ``strict`` (NumPy behind a wrapper that raises on any stray NumPy
+call or implicit host conversion: proves the code is device-agnostic without a GPU) and ``cuda``
+(CuPy; skipped with the reason when CuPy or a GPU is missing).
+"""
+from __future__ import annotations
+
+import numpy
+import pytest
+
+from nngraph_py import backend
+
+DEVICES = ["cpu", "strict", "cuda"]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> str:
+    if request.param == "cuda" and not backend.cuda_available():
+        pytest.skip(f"cuda backend: {backend.cuda_unavailable_reason()}")
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    backend.manual_seed(1234)
+
+
+@pytest.fixture
+def rng() -> numpy.random.Generator:
+    return numpy.random.default_rng(0)
+
+
+def on(device: str, *arrays: numpy.ndarray):
+    """Host arrays moved to ``device`` (one array, or a list for several)."""
+    moved = [backend.to_device(numpy.asarray(a), device) for a in arrays]
+    return moved[0] if len(moved) == 1 else moved
