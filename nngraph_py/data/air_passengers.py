@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 from importlib import resources
-from typing import Optional
 
 import numpy as np
 
@@ -40,7 +39,7 @@ def load_air_passengers() -> tuple[list[str], np.ndarray]:
 
     Example:
         >>> months, values = load_air_passengers()
-        >>> months[0], values[0], len(values)
+        >>> months[0], float(values[0]), len(values)
         ('1949-01', 112.0, 144)
     """
     text = resources.files("nngraph_py.data").joinpath(_CSV_NAME).read_text(encoding="utf-8")
@@ -82,13 +81,13 @@ class MinMaxScaler:
         if not low < high:
             raise ValueError(f"MinMaxScaler: feature_range must have low < high, got {feature_range}")
         self.feature_range = (float(low), float(high))
-        self.data_min_: Optional[np.ndarray] = None
-        self.data_max_: Optional[np.ndarray] = None
+        self.data_min_: np.ndarray | None = None
+        self.data_max_: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return f"MinMaxScaler(feature_range={self.feature_range})"
 
-    def fit(self, x: np.ndarray) -> "MinMaxScaler":
+    def fit(self, x: np.ndarray) -> MinMaxScaler:
         """Record the per-feature minimum and maximum of ``x``.
 
         Args:
@@ -104,18 +103,17 @@ class MinMaxScaler:
         self.data_max_ = x.max(axis=0)
         return self
 
-    def _scale(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(scale, offset)`` such that ``transform(x) = x * scale + offset``."""
+    def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(data_min_, data_range)``, a zero range (constant feature) replaced by 1."""
         if self.data_min_ is None or self.data_max_ is None:
             raise RuntimeError("MinMaxScaler: call fit(train) before transform / inverse_transform")
-        low, high = self.feature_range
         data_range = self.data_max_ - self.data_min_
-        data_range = np.where(data_range == 0, 1.0, data_range)  # constant feature
-        scale = (high - low) / data_range
-        return scale, low - self.data_min_ * scale
+        return self.data_min_, np.where(data_range == 0, 1.0, data_range)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Map ``x`` with the fitted minimum and maximum to ``feature_range``.
+
+        The training minimum and maximum land exactly on ``low`` and ``high``.
 
         Args:
             x: array shaped like the data given to :meth:`fit`.
@@ -123,8 +121,9 @@ class MinMaxScaler:
         Returns:
             float64 array of the same shape.
         """
-        scale, offset = self._scale()
-        return np.asarray(x, dtype=np.float64) * scale + offset
+        data_min, data_range = self._fitted()
+        low, high = self.feature_range
+        return (np.asarray(x, dtype=np.float64) - data_min) / data_range * (high - low) + low
 
     def inverse_transform(self, x: np.ndarray) -> np.ndarray:
         """Undo :meth:`transform`: map scaled values back to the data's units.
@@ -135,8 +134,9 @@ class MinMaxScaler:
         Returns:
             float64 array of the same shape.
         """
-        scale, offset = self._scale()
-        return (np.asarray(x, dtype=np.float64) - offset) / scale
+        data_min, data_range = self._fitted()
+        low, high = self.feature_range
+        return (np.asarray(x, dtype=np.float64) - low) / (high - low) * data_range + data_min
 
     def fit_transform(self, x: np.ndarray) -> np.ndarray:
         """:meth:`fit` then :meth:`transform` on the same data."""

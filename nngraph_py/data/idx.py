@@ -69,7 +69,7 @@ def read_idx(path: PathLike) -> np.ndarray:
 
     Example:
         >>> images = read_idx("t10k-images-idx3-ubyte.gz")  # doctest: +SKIP
-        >>> images.shape, images.dtype
+        >>> images.shape, images.dtype  # doctest: +SKIP
         ((10000, 28, 28), dtype('uint8'))
     """
     name = os.fspath(path)

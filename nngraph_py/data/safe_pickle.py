@@ -81,7 +81,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 for _prefix in ("numpy._core", "numpy.core"):
     _ALLOWED[(f"{_prefix}.multiarray", "_reconstruct")] = _multiarray._reconstruct
     _ALLOWED[(f"{_prefix}.multiarray", "scalar")] = _multiarray.scalar
-    _ALLOWED[(f"{_prefix}.numeric", "_frombuffer")] = _numeric._frombuffer
+    _ALLOWED[(f"{_prefix}.numeric", "_frombuffer")] = _numeric._frombuffer  # type: ignore[attr-defined]
 
 # Python 2 module names that pickle's own fix_imports would translate.
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}

