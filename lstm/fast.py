@@ -1,0 +1,333 @@
+"""The graph optimizer for recipe LSTMs: the user's cell graphs, run as fused sequence kernels.
+
+The recipe cell (``lstm.cell.lstm_cell``) is eight small Linears and a dozen element-wise nodes
+per step. Run node by node it pays Python and memory traffic for every one of them. This module
+*recognises* the recipe in a cell gModule (by structure, not by names) and runs the whole
+sequence with the same parameters and the same arithmetic, reorganised:
+
+1. **Linear fusion** - the four i2h Linears read the same input and the four h2h Linears read the
+   same state: each group becomes one matrix product over a stacked ``(4H, in)`` copy of their
+   weights (gathered once per call; gradients scattered back once per call).
+2. **Input projection hoisting** - the i2h products of all time steps are one ``(T*B, in)`` product
+   before the recurrence, with both biases folded in.
+3. **Element-wise fusion** - the gate pre-activations live side by side in one ``(B, 4H)`` row,
+   ordered ``[input, forget, output | candidate]``: one sigmoid pass over the three sigmoid gates
+   and one tanh pass over the candidate, everything else in place with ``out=``.
+4. **Static buffers** - activations, cell states and gradients live in buffers allocated once per
+   ``(T, batch)`` shape and reused across steps and calls; backward keeps only what it needs
+   (activated gates, cell states, ``tanh(c)``, outputs).
+5. **Batched weight gradients** - ``dW`` of each layer is one product over all steps.
+
+The parameters stay those of the user's Linears (inspection, names, checkpoints unchanged) and
+results equal the plain graph's within float tolerance (``tests/lstm/test_lstm_fast.py``). A cell
+that does not match the recipe raises :class:`RecipeMismatch`; callers fall back to the graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from nngraph_py import backend
+from nngraph_py.graph.gmodule import gModule
+from nngraph_py.nn import CAddTable, CMulTable, Linear, Sigmoid, Tanh
+
+__all__ = ["RecipeMismatch", "RecipeCell", "match_lstm_cell", "FusedLSTM"]
+
+
+class RecipeMismatch(ValueError):
+    """A cell graph is not the LSTM recipe; the message says which part differs."""
+
+
+@dataclass
+class RecipeCell:
+    """The eight Linears of one recipe cell, in fused gate order (input, forget, output, cell).
+
+    Attributes:
+        i2h: the Linears reading ``x``.
+        h2h: the Linears reading ``prev_h``.
+        input_size, hidden_size: the cell's sizes.
+    """
+
+    i2h: list[Linear]
+    h2h: list[Linear]
+    input_size: int
+    hidden_size: int
+
+
+def _expect(cond: bool, what: str) -> None:
+    if not cond:
+        raise RecipeMismatch(what)
+
+
+def match_lstm_cell(cell: gModule) -> RecipeCell:
+    """Recognise the nngraph LSTM recipe in ``cell`` = ``gModule([x, prev_c, prev_h], [next_c, next_h])``.
+
+    Gates are found by their role in the graph (the sigmoid multiplying ``prev_c`` is the forget
+    gate, ...), so annotations do not matter.
+
+    Raises:
+        RecipeMismatch: naming the first part of the graph that differs from the recipe.
+    """
+    _expect(isinstance(cell, gModule), "not a gModule")
+    _expect(cell.n_inputs == 3 and cell.n_outputs == 2, "expected inputs [x, prev_c, prev_h] and outputs [next_c, next_h]")
+    x, prev_c, prev_h = cell.input_nodes
+    next_c, next_h = cell.output_nodes
+    _expect(len(cell.nodes) == 24, f"expected the recipe's 24 nodes, found {len(cell.nodes)}")
+
+    def gate(node: Any, kind: type) -> tuple[Linear, Linear]:
+        _expect(isinstance(node.module, kind) and not node.table, f"{node.label()}: expected {kind.__name__}")
+        total = node.inputs[0]
+        _expect(isinstance(total.module, CAddTable) and len(total.inputs) == 2,
+                f"{total.label()}: expected CAddTable of the i2h and h2h Linears")
+        a, b = total.inputs
+        _expect(isinstance(a.module, Linear) and isinstance(b.module, Linear), f"{total.label()}: expected two Linears")
+        _expect(a.inputs == [x] and b.inputs == [prev_h], f"{total.label()}: expected [Linear(x), Linear(prev_h)]")
+        return a.module, b.module
+
+    _expect(isinstance(next_c.module, CAddTable) and len(next_c.inputs) == 2, "next_c: expected CAddTable of two products")
+    keep, write = next_c.inputs
+    _expect(isinstance(keep.module, CMulTable) and len(keep.inputs) == 2 and keep.inputs[1] is prev_c,
+            "next_c: expected CMulTable([forget_gate, prev_c]) first")
+    _expect(isinstance(write.module, CMulTable) and len(write.inputs) == 2, "next_c: expected CMulTable([input_gate, candidate]) second")
+    forget = gate(keep.inputs[0], Sigmoid)
+    inp = gate(write.inputs[0], Sigmoid)
+    cand = gate(write.inputs[1], Tanh)
+    _expect(isinstance(next_h.module, CMulTable) and len(next_h.inputs) == 2, "next_h: expected CMulTable([output_gate, Tanh(next_c)])")
+    tanh_c = next_h.inputs[1]
+    _expect(isinstance(tanh_c.module, Tanh) and tanh_c.inputs == [next_c], "next_h: expected Tanh(next_c) second")
+    out = gate(next_h.inputs[0], Sigmoid)
+    i2h = [inp[0], forget[0], out[0], cand[0]]
+    h2h = [inp[1], forget[1], out[1], cand[1]]
+    hidden = i2h[0].out_features
+    insize = i2h[0].in_features
+    for lin in i2h:
+        _expect(lin.in_features == insize and lin.out_features == hidden, "i2h Linears of different sizes")
+    for lin in h2h:
+        _expect(lin.in_features == hidden and lin.out_features == hidden, "h2h Linears must be (hidden -> hidden)")
+    return RecipeCell(i2h=i2h, h2h=h2h, input_size=insize, hidden_size=hidden)
+
+
+class _Layer:
+    """Stacked weights and the per-shape buffers of one layer."""
+
+    def __init__(self, cell: RecipeCell):
+        self.cell = cell
+        self.buffers: dict[tuple, dict[str, Any]] = {}
+        self.w_ih = self.w_hh = self.bias = None
+
+    def gather(self, xp: Any, dtype: Any) -> None:
+        """Copy the eight Linears' weights into the fused arrays (once per call)."""
+        H, cell = self.cell.hidden_size, self.cell
+        if self.w_ih is None or backend.get_array_module(self.w_ih) is not xp or self.w_ih.dtype != dtype:
+            self.w_ih = xp.empty((4 * H, cell.input_size), dtype=dtype)
+            self.w_hh = xp.empty((4 * H, H), dtype=dtype)
+            self.bias = xp.empty((4 * H,), dtype=dtype)
+            self.buffers.clear()
+        for k in range(4):
+            rows = slice(k * H, (k + 1) * H)
+            self.w_ih[rows] = cell.i2h[k].weight
+            self.w_hh[rows] = cell.h2h[k].weight
+            b = self.bias[rows]
+            b[...] = 0
+            for lin in (cell.i2h[k], cell.h2h[k]):
+                if lin.has_bias:
+                    b += lin.bias
+
+    def buf(self, xp: Any, T: int, B: int, in_size: int, dtype: Any) -> dict[str, Any]:
+        key = (T, B)
+        got = self.buffers.get(key)
+        if got is None:
+            H = self.cell.hidden_size
+            got = {
+                "gates": xp.empty((T, B, 4 * H), dtype=dtype),   # activated i, f, o, g
+                "c": xp.empty((T, B, H), dtype=dtype),
+                "tc": xp.empty((T, B, H), dtype=dtype),          # tanh(c)
+                "h": xp.empty((T, B, H), dtype=dtype),           # the layer's outputs
+                "tmp4": xp.empty((B, 4 * H), dtype=dtype),
+                "tmp3": xp.empty((B, 3 * H), dtype=dtype),
+                "tmp": xp.empty((B, H), dtype=dtype),
+                "tmp2": xp.empty((B, H), dtype=dtype),
+                "dgates": xp.empty((T, B, 4 * H), dtype=dtype),
+                "dx": xp.empty((T, B, in_size), dtype=dtype),
+                "dh": xp.empty((B, H), dtype=dtype),
+                "dc": xp.empty((B, H), dtype=dtype),
+            }
+            if len(self.buffers) > 8:  # many different lengths: keep memory bounded
+                self.buffers.clear()
+            self.buffers[key] = got
+        return got
+
+
+def _sigmoid_(xp: Any, a: Any) -> None:
+    """In-place logistic function, overflow-free (``0.5 * tanh(0.5 a) + 0.5``)."""
+    a *= 0.5
+    xp.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+
+
+class FusedLSTM:
+    """Runs stacked recipe cells over a whole sequence with fused kernels (see the module doc).
+
+    Args:
+        cells: one recipe cell gModule per layer (the prototypes whose Linears hold the weights).
+        dropout: dropout probability between layers (not after the last), as PyTorch.
+
+    The arrays are time-major: ``x`` is ``(T, batch, input)``, states ``(layers, batch, hidden)``.
+    """
+
+    def __init__(self, cells: Sequence[gModule], dropout: float = 0.0):
+        self.layers = [_Layer(match_lstm_cell(c)) for c in cells]
+        self.dropout = float(dropout)
+        self._masks: list[Any] = []
+        self._x = None
+        self._h0 = self._c0 = None
+
+    @property
+    def hidden_size(self) -> int:
+        """Hidden size of every layer."""
+        return self.layers[0].cell.hidden_size
+
+    def forward(self, x: Any, h0: Any, c0: Any, train: bool = True) -> tuple[Any, Any, Any]:
+        """Outputs of the last layer ``(T, B, H)`` and the final ``h_n``, ``c_n`` ``(L, B, H)``.
+
+        ``h0``/``c0`` may be None for zeros. The returned outputs are an internal buffer reused
+        by the next call: copy it to keep it.
+        """
+        xp = backend.get_array_module(x)
+        T, B = int(x.shape[0]), int(x.shape[1])
+        H = self.hidden_size
+        dtype = x.dtype
+        self._x, self._h0, self._c0 = x, h0, c0
+        self._masks = []
+        h_n = xp.empty((len(self.layers), B, H), dtype=dtype)
+        c_n = xp.empty((len(self.layers), B, H), dtype=dtype)
+        inp = x
+        for l, layer in enumerate(self.layers):
+            layer.gather(xp, dtype)
+            bufs = layer.buf(xp, T, B, int(inp.shape[2]), dtype)
+            gates, c, tc, h, tmp4 = bufs["gates"], bufs["c"], bufs["tc"], bufs["h"], bufs["tmp4"]
+            # All steps' input projections in one product, both biases folded in.
+            xp.matmul(inp.reshape(T * B, -1), layer.w_ih.T, out=gates.reshape(T * B, 4 * H))
+            gates += layer.bias
+            w_hh_t = layer.w_hh.T
+            h_prev = None if h0 is None else h0[l]
+            c_prev = None if c0 is None else c0[l]
+            for t in range(T):
+                g = gates[t]
+                if h_prev is not None:
+                    xp.matmul(h_prev, w_hh_t, out=tmp4)
+                    g += tmp4
+                _sigmoid_(xp, g[:, :3 * H])
+                xp.tanh(g[:, 3 * H:], out=g[:, 3 * H:])
+                i, f, o, cand = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
+                ct = c[t]
+                xp.multiply(i, cand, out=ct)
+                if c_prev is not None:
+                    tmp = bufs["tmp"]
+                    xp.multiply(f, c_prev, out=tmp)
+                    ct += tmp
+                xp.tanh(ct, out=tc[t])
+                xp.multiply(o, tc[t], out=h[t])
+                h_prev, c_prev = h[t], ct
+            h_n[l] = h[T - 1]
+            c_n[l] = c[T - 1]
+            inp = h
+            if train and self.dropout > 0 and l < len(self.layers) - 1:
+                keep = 1.0 - self.dropout
+                mask = (xp.random.random_sample(h.shape) < keep).astype(dtype)
+                mask *= 1.0 / keep
+                self._masks.append(mask)
+                inp = h * mask
+            else:
+                self._masks.append(None)
+            layer.input = inp
+        return inp, h_n, c_n
+
+    def backward(self, grad_out: Any, grad_h_n: Any = None, grad_c_n: Any = None,
+                 scale: float = 1.0) -> tuple[Any, Any, Any]:
+        """BPTT through the last :meth:`forward`; accumulates into the Linears' gradients.
+
+        Args:
+            grad_out: gradient w.r.t. the outputs ``(T, B, H)`` (None for zeros).
+            grad_h_n, grad_c_n: gradients w.r.t. the final states ``(L, B, H)`` (None for zeros).
+            scale: factor on the parameter gradients (Lua's ``scale``).
+        Returns:
+            ``(grad_x, grad_h0, grad_c0)``.
+        """
+        x = self._x
+        xp = backend.get_array_module(x)
+        T, B = int(x.shape[0]), int(x.shape[1])
+        H = self.hidden_size
+        L = len(self.layers)
+        grad_h0 = xp.zeros((L, B, H), dtype=x.dtype)
+        grad_c0 = xp.zeros((L, B, H), dtype=x.dtype)
+        d_above = grad_out
+        for l in range(L - 1, -1, -1):
+            layer = self.layers[l]
+            inp = x if l == 0 else self.layers[l - 1].input
+            bufs = layer.buffers[(T, B)]
+            gates, c, tc, h = bufs["gates"], bufs["c"], bufs["tc"], bufs["h"]
+            dgates, dh, dc = bufs["dgates"], bufs["dh"], bufs["dc"]
+            tmp, tmp2, tmp3 = bufs["tmp"], bufs["tmp2"], bufs["tmp3"]
+            dh[...] = 0 if grad_h_n is None else grad_h_n[l]
+            dc[...] = 0 if grad_c_n is None else grad_c_n[l]
+            c0 = None if self._c0 is None else self._c0[l]
+            for t in range(T - 1, -1, -1):
+                if d_above is not None:
+                    dh += d_above[t]
+                g, dg = gates[t], dgates[t]
+                i, f, o, cand = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
+                di, df, do, dcand = dg[:, :H], dg[:, H:2 * H], dg[:, 2 * H:3 * H], dg[:, 3 * H:]
+                # do = dh * tanh(c); dc += dh * o * (1 - tanh(c)^2)
+                xp.multiply(dh, tc[t], out=do)
+                xp.multiply(tc[t], tc[t], out=tmp)
+                xp.subtract(1.0, tmp, out=tmp)
+                tmp *= o
+                tmp *= dh
+                dc += tmp
+                xp.multiply(dc, cand, out=di)
+                xp.multiply(dc, i, out=dcand)
+                c_prev = c[t - 1] if t > 0 else c0
+                if c_prev is not None:
+                    xp.multiply(dc, c_prev, out=df)
+                else:
+                    df[...] = 0
+                dc *= f  # the carry to step t-1
+                # Through the activations: sigmoid' = y (1 - y), tanh' = 1 - y^2.
+                s, ds = g[:, :3 * H], dg[:, :3 * H]
+                ds *= s
+                xp.subtract(1.0, s, out=tmp3)
+                ds *= tmp3
+                xp.multiply(cand, cand, out=tmp2)
+                xp.subtract(1.0, tmp2, out=tmp2)
+                dcand *= tmp2
+                xp.matmul(dg, layer.w_hh, out=dh)  # the carry to step t-1
+            grad_h0[l] = dh
+            grad_c0[l] = dc
+            # Weight gradients batched over time, scattered back to the user's Linears.
+            dg_all = dgates.reshape(T * B, 4 * H)
+            d_w_ih = xp.matmul(dg_all.T, inp.reshape(T * B, -1))
+            d_w_hh = xp.matmul(dgates[1:].reshape((T - 1) * B, 4 * H).T, h[:T - 1].reshape((T - 1) * B, H)) \
+                if T > 1 else xp.zeros((4 * H, H), dtype=x.dtype)
+            if self._h0 is not None:
+                d_w_hh += xp.matmul(dgates[0].T, self._h0[l])
+            d_b = dg_all.sum(axis=0)
+            if scale != 1.0:
+                d_w_ih *= scale
+                d_w_hh *= scale
+                d_b *= scale
+            cell = layer.cell
+            for k in range(4):
+                rows = slice(k * H, (k + 1) * H)
+                cell.i2h[k].grad_weight += d_w_ih[rows]
+                cell.h2h[k].grad_weight += d_w_hh[rows]
+                for lin in (cell.i2h[k], cell.h2h[k]):
+                    if lin.has_bias:
+                        lin.grad_bias += d_b[rows]
+            dx = bufs["dx"]
+            xp.matmul(dg_all, layer.w_ih, out=dx.reshape(T * B, -1))
+            if l > 0 and self._masks[l - 1] is not None:
+                dx *= self._masks[l - 1]
+            d_above = dx
+        return d_above, grad_h0, grad_c0
