@@ -97,7 +97,8 @@ def adam_update(x: Array, dfdx: Array, config: dict[str, Any], state: dict[str, 
     state["t"] = t
 
 
-def adam(feval: Callable[[Array], tuple[Any, Array]], x: Array, config: dict[str, Any] | None = None,
+def adam(feval: Callable[[Array], tuple[Any, Array]], x: Array,
+         config: dict[str, Any] | None = None,
          state: dict[str, Any] | None = None) -> tuple[Array, list[Any]]:
     """Adam (Lua: ``optim.adam``); see the module docstring for the formula and PyTorch's.
 

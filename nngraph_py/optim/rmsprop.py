@@ -60,7 +60,7 @@ def rmsprop_init_state(x: Array, state: dict[str, Any], initial_mean: float = 0.
 
 
 def rmsprop_update(x: Array, dfdx: Array, config: dict[str, Any], state: dict[str, Any]) -> None:
-    """Apply one RMSprop step to ``x`` given its gradient (the part of :func:`rmsprop` after ``feval``).
+    """Apply one RMSprop step to ``x`` given its gradient (:func:`rmsprop` after ``feval``).
 
     Args:
         x: flat parameters, updated in place.

@@ -1,4 +1,4 @@
-"""Learning-rate schedules: plain functions of the step, and small objects that set ``optimizer.lr``.
+"""Learning-rate schedules: plain functions of the step, and objects that set ``optimizer.lr``.
 
 Lua scripts changed ``optimState.learningRate`` by hand between epochs (char-rnn:
 ``if epoch >= decay_after then optim_state.learningRate = optim_state.learningRate * decay_rate``),
@@ -165,7 +165,8 @@ class CosineDecay(Schedule):
 
 class InverseDecay(Schedule):
     """Lua's ``learningRateDecay`` for any optimizer: ``base_lr / (1 + step * decay)`` (see
-    :func:`inverse_decay`). Stepped once per optimizer step, it reproduces ``optim.sgd``'s annealing.
+    :func:`inverse_decay`). Stepped once per optimizer step, it reproduces ``optim.sgd``'s
+    annealing.
 
     Args:
         optimizer: any object with a settable ``lr``.

@@ -109,7 +109,8 @@ def sgd_update(x: Array, dfdx: Array, config: dict[str, Any], state: dict[str, A
     state["eval_counter"] = nevals + 1
 
 
-def sgd(feval: Callable[[Array], tuple[Any, Array]], x: Array, config: dict[str, Any] | None = None,
+def sgd(feval: Callable[[Array], tuple[Any, Array]], x: Array,
+        config: dict[str, Any] | None = None,
         state: dict[str, Any] | None = None) -> tuple[Array, list[Any]]:
     """Stochastic gradient descent (Lua: ``optim.sgd``).
 
