@@ -18,6 +18,12 @@ Array = Any  # numpy.ndarray, cupy.ndarray or backend.StrictArray
 __all__ = ["Module", "Array"]
 
 
+def _holds_arrays(value: list | tuple) -> bool:
+    """Whether a (nested) list or tuple contains an array somewhere."""
+    return any(backend.is_array(v) or (isinstance(v, (list, tuple)) and _holds_arrays(v))
+               for v in value)
+
+
 class Module:
     """Abstract module (Lua: ``nn.Module``).
 
@@ -203,6 +209,7 @@ class Module:
                     old = getattr(m, attr)
                     if id(old) in remap:
                         setattr(m, attr, remap[id(old)])
+        for m in self.modules():
             m._after_parameters_replaced()
         return flat_p, flat_g
 
@@ -252,24 +259,29 @@ class Module:
         memo: dict[int, Any] = {}
         for m in self.modules():
             # Do not copy caches: the clone starts with a clean state.
-            for key, value in m._state_items():
+            for _, value in m._state_items():
                 memo[id(value)] = None
-            memo[id(m._node)] = None
+        if self._node is not None:  # the copy is not part of the original's graph
+            memo[id(self._node)] = None
         new = copy.deepcopy(self, memo)
-        for old_m, new_m in zip(self.modules(), new.modules()):
-            new_m._node = None
+        new._node = None
+        pairs = list(zip(self.modules(), new.modules()))
+        for old_m, new_m in pairs:
             for name in shared_names:
                 if hasattr(old_m, name) and hasattr(new_m, name):
                     setattr(new_m, name, getattr(old_m, name))
+        for _, new_m in pairs:
             new_m._after_parameters_replaced()
         return new
 
     def share(self, other: "Module", *names: str) -> "Module":
         """Make this module use ``other``'s arrays named in ``names`` (Lua: ``share``)."""
-        for mine, theirs in zip(self.modules(), other.modules()):
+        pairs = list(zip(self.modules(), other.modules()))
+        for mine, theirs in pairs:
             for name in names:
                 if hasattr(theirs, name):
                     setattr(mine, name, getattr(theirs, name))
+        for mine, _ in pairs:
             mine._after_parameters_replaced()
         return self
 
@@ -311,18 +323,18 @@ class Module:
                 if key not in memo:
                     memo[key] = (value, fn(value))
                 return memo[key][1]
-            if isinstance(value, list) and value and any(backend.is_array(v) for v in value):
-                return [convert(v) for v in value]
-            if isinstance(value, tuple) and value and any(backend.is_array(v) for v in value):
-                return tuple(convert(v) for v in value)
+            if isinstance(value, (list, tuple)) and _holds_arrays(value):
+                return type(value)(convert(v) for v in value)
             return value
 
-        for m in self.modules():
+        modules = list(self.modules())
+        for m in modules:
             for key, value in list(vars(m).items()):
                 new = convert(value)
                 if new is not value:
                     setattr(m, key, new)
             m._apply_extra(convert)
+        for m in modules:
             m._after_parameters_replaced()
         return self
 
@@ -385,6 +397,8 @@ class Module:
         """Check the device of incoming arrays and cast floating ones to the module's dtype."""
         if isinstance(value, (list, tuple)):
             return [self._accept_input(v, f"{what}[{i}]") for i, v in enumerate(value)]
+        if value is None and what.startswith("grad_output"):
+            return None  # a missing gradient means zeros (the graph treats it so)
         if not backend.is_array(value):
             if isinstance(value, (int, float)):
                 return backend.array_module(self._device).asarray(value, dtype=self._dtype)

@@ -376,6 +376,9 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
             err = GraphError(msg, node=exc.node, phase=exc.phase, cause=exc.cause)
         else:
             detail = str(exc) if isinstance(exc, NNGraphError) else f"{type(exc).__name__}: {exc}"
+            prefix = node.describe() + ": "
+            if detail.startswith(prefix):  # the module already named itself by its node
+                detail = detail[len(prefix):]
             msg = (f"{phase} failed at {node.describe()}: {detail}\n"
                    f"  input shape(s): {shape_str(x)}")
             if g is not None:
@@ -396,10 +399,7 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
     # ----------------------------------------------------------------------------------------
     # State
     # ----------------------------------------------------------------------------------------
-    def _clear_extra_state(self) -> None:
-        self._vals = None
-        self._gouts = None
-        self._input_cache = None
+    _state_names = ("_vals", "_gouts", "_input_cache")
 
     def _apply_extra(self, convert: Any) -> None:
         for attr in ("_vals", "_gouts", "_input_cache"):

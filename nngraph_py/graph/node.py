@@ -105,7 +105,7 @@ class Node:
 
     def describe(self) -> str:
         """``node 'name' (nn.Linear(20 -> 10), created at file.py:12)`` for error messages."""
-        module = repr(self.module).splitlines()[0]
+        module = repr(self.module).splitlines()[0].removesuffix(" {")
         who = f"node '{self.name}'" if self.name else "node"
         return f"{who} ({module}, created at {self.created_at})"
 

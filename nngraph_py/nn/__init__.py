@@ -3,8 +3,15 @@ from ..graph.gmodule import gModule
 from ..graph.node import Node
 from ..module import Module
 from .activation import LogSoftMax, ReLU, Sigmoid, SoftMax, Tanh
+from .constant import AddConstant, MulConstant
+from .container import ConcatTable, Container, ParallelTable, Sequential
+from .criterion import (ClassNLLCriterion, Criterion, CrossEntropyCriterion, ModuleFromCriterion,
+                        MSECriterion)
+from .dropout import Dropout
 from .identity import Identity
 from .linear import Linear
+from .select import Select
+from .shape import Narrow, Reshape, View
 from .table import (CAddTable, CDivTable, CMulTable, CSubTable, JoinTable, NarrowTable,
                     SelectTable, SplitTable)
 
@@ -14,4 +21,9 @@ __all__ = [
     "Sigmoid", "Tanh", "ReLU", "SoftMax", "LogSoftMax",
     "CAddTable", "CSubTable", "CMulTable", "CDivTable", "JoinTable", "SplitTable", "SelectTable",
     "NarrowTable",
+    "Narrow", "Reshape", "View", "Select",
+    "MulConstant", "AddConstant", "Dropout",
+    "Container", "Sequential", "ConcatTable", "ParallelTable",
+    "Criterion", "MSECriterion", "ClassNLLCriterion", "CrossEntropyCriterion",
+    "ModuleFromCriterion",
 ]

@@ -1,0 +1,7 @@
+"""``python -m nngraph_py.inspect CHECKPOINT [--dot OUT.svg] [--compare OTHER]``."""
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

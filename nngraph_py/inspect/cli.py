@@ -1,0 +1,198 @@
+"""``python -m nngraph_py.inspect CHECKPOINT``: describe, draw and compare saved models.
+
+Everything comes from the checkpoint file alone (its arrays and its JSON metadata), so no model
+code is imported or run, and a file from an untrusted source is safe to inspect.
+
+Exit status: 0 on success (and, with ``--compare``, when no parameter differs), 1 when
+``--compare`` finds differences (as ``diff`` and ``cmp``), 2 on errors (unreadable checkpoint,
+Graphviz missing for ``--dot``, bad arguments).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence, TextIO
+
+import numpy
+
+from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from ..graph.dot import GraphvizMissing
+from .picture import save
+from .stats import format_stats, stats
+from .summary import format_count
+
+__all__ = ["main", "build_parser", "compare", "describe"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m nngraph_py.inspect",
+        description="Print the summary and parameter statistics of a model saved with "
+                    "nngraph_py.checkpoint.save_checkpoint; draw its graph; compare it with "
+                    "another checkpoint. Reads the file only (no pickle, no code).",
+        epilog="Exit status: 0 ok / no difference, 1 --compare found differences, 2 error.")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a .npz checkpoint")
+    parser.add_argument("--dot", metavar="OUT",
+                        help="draw the graph to OUT (.dot always; .svg/.png/.pdf need Graphviz)")
+    parser.add_argument("--which", choices=("forward", "backward"), default="forward",
+                        help="which graph --dot draws (default: forward)")
+    parser.add_argument("--depth", type=int, default=None,
+                        help="show nested modules down to this level (default: all)")
+    parser.add_argument("--compare", metavar="OTHER",
+                        help="list the parameters that differ from those in OTHER, and by how much")
+    parser.add_argument("--tol", type=float, default=0.0,
+                        help="with --compare: ignore differences up to this absolute value")
+    parser.add_argument("--all", action="store_true",
+                        help="with --compare: also list the identical parameters")
+    parser.add_argument("--no-stats", action="store_true", help="do not print statistics")
+    return parser
+
+
+def describe(ck: Checkpoint, path: str, depth: int | None = None, with_stats: bool = True,
+             out: TextIO = sys.stdout) -> None:
+    """Print a checkpoint's header, model summary, statistics and optimizer state.
+
+    Args:
+        ck: the loaded checkpoint.
+        path: its file name (for the header).
+        depth: nesting depth of the summary table.
+        with_stats: print parameter (and gradient) statistics.
+        out: where to print.
+    """
+    meta = ck.meta
+    lib = meta.get("library", {})
+    model = meta["model"]
+    print(f"Checkpoint {path}", file=out)
+    print(f"  format {meta['format']}, written {meta.get('created', '?')} by "
+          f"{lib.get('name', '?')} {lib.get('version', '')}", file=out)
+    print(f"  model {model['type']}, {model['dtype']}, saved from device {model['device']}",
+          file=out)
+    if ck.user:
+        print("  meta: " + ", ".join(f"{k}={v!r}" for k, v in ck.user.items()), file=out)
+    print(file=out)
+    print(ck.summary().table(depth), file=out)
+    if with_stats:
+        print(file=out)
+        print(format_stats(stats(ck.params), title="Parameter statistics"), file=out)
+        if ck.grads:
+            print(file=out)
+            print(format_stats(stats(ck.grads, kind="grad"), title="Gradient statistics"),
+                  file=out)
+    state = ck.optimizer_state
+    if state is not None:
+        info = meta["optimizer"]
+        print(file=out)
+        print(f"Optimizer {info.get('type') or '(state dict)'}:", file=out)
+        for key, value in info.get("scalars", {}).items():
+            print(f"  {key} = {value!r}", file=out)
+        for entry in info.get("arrays", []):
+            print(f"  {entry['key']}: array {tuple(entry['shape'])} {entry['dtype']}", file=out)
+
+
+def compare(a: Checkpoint, b: Checkpoint, tol: float = 0.0) -> list[dict]:
+    """Parameter by parameter differences between two checkpoints.
+
+    Args:
+        a: the first checkpoint.
+        b: the second.
+        tol: absolute differences up to ``tol`` count as equal.
+
+    Returns:
+        One dict per parameter name (``a``'s order, then names only in ``b``): ``name``,
+        ``status`` (``"same"``, ``"differs"``, ``"only in A"``, ``"only in B"``,
+        ``"shape differs"``, ``"dtype differs"``), and for ``"same"``/``"differs"``: ``max_abs``
+        (largest absolute difference) and ``rel`` (``||a - b|| / ||a||``).
+    """
+    pa, pb = a.params, b.params
+    rows = []
+    for name, x in pa.items():
+        y = pb.get(name)
+        if y is None:
+            rows.append({"name": name, "status": "only in A"})
+        elif x.shape != y.shape:
+            rows.append({"name": name, "status": "shape differs",
+                         "detail": f"{tuple(x.shape)} vs {tuple(y.shape)}"})
+        elif x.dtype != y.dtype:
+            rows.append({"name": name, "status": "dtype differs",
+                         "detail": f"{x.dtype.name} vs {y.dtype.name}"})
+        else:
+            xa, ya = x.astype(numpy.float64), y.astype(numpy.float64)
+            diff = numpy.where(numpy.isnan(xa) & numpy.isnan(ya), 0.0, xa - ya)
+            max_abs = float(numpy.abs(diff).max()) if diff.size else 0.0
+            norm_a = float(numpy.sqrt(numpy.nansum(xa * xa)))
+            norm_d = float(numpy.sqrt((diff * diff).sum()))
+            rel = norm_d / norm_a if norm_a > 0 else (float("inf") if norm_d > 0 else 0.0)
+            differs = not (max_abs <= tol)  # NaN against a number differs
+            rows.append({"name": name, "status": "differs" if differs else "same",
+                         "max_abs": max_abs, "rel": rel})
+    for name in pb:
+        if name not in pa:
+            rows.append({"name": name, "status": "only in B"})
+    return rows
+
+
+def _print_compare(rows: list[dict], path_a: str, path_b: str, out: TextIO,
+                   show_all: bool = False) -> int:
+    print(f"Comparing A = {path_a} with B = {path_b}", file=out)
+    shown = [r for r in rows if show_all or r["status"] != "same"]
+    n_diff = sum(1 for r in rows if r["status"] != "same")
+    if shown:
+        width = max([len("parameter")] + [len(r["name"]) for r in shown])
+        rule = "-" * (width + 41)
+        print(f"{'parameter'.ljust(width)}  {'status':<13}  {'max |A-B|':>10}  "
+              f"{'|A-B|/|A|':>10}", file=out)
+        print(rule, file=out)
+        for r in shown:
+            if "max_abs" in r:
+                nums = f"{r['max_abs']:>10.4g}  {r['rel']:>10.4g}"
+            else:
+                nums = r.get("detail", "")
+            print(f"{r['name'].ljust(width)}  {r['status']:<13}  {nums}".rstrip(), file=out)
+        print(rule, file=out)
+    same = len(rows) - n_diff
+    if n_diff:
+        print(f"{n_diff} of {len(rows)} parameters differ"
+              + (f"; {same} identical not listed (--all lists them)" if same and not show_all
+                 else ""), file=out)
+    else:
+        print(f"all {format_count(len(rows))} parameters are identical", file=out)
+    return 1 if n_diff else 0
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+        out: standard output (for tests).
+        err: standard error.
+
+    Returns:
+        The exit status (see the module docstring).
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    try:
+        ck = load_checkpoint(args.checkpoint)
+        other = load_checkpoint(args.compare) if args.compare else None
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+    describe(ck, args.checkpoint, depth=args.depth, with_stats=not args.no_stats, out=out)
+    status = 0
+    if args.dot:
+        try:
+            written = save(ck.summary(), args.dot, which=args.which, depth=args.depth)
+            print(f"\nGraph ({args.which}) written to {written}", file=out)
+        except GraphvizMissing as exc:
+            print(f"error: {exc}", file=err)
+            status = 2
+    if other is not None:
+        print(file=out)
+        differs = _print_compare(compare(ck, other, args.tol), args.checkpoint, args.compare,
+                                 out, show_all=args.all)
+        status = status or differs
+    return status

@@ -1,0 +1,484 @@
+"""One harness for every module of ``nngraph_py.nn`` (Chainer / tinygrad style).
+
+Each case gives a module factory, host inputs and a plain-NumPy reference of the forward. For each
+case and each device (cpu, strict, cuda) the harness checks: the float64 forward against the
+reference, the default float32 dtype, and ``gradcheck`` of inputs and parameters (Lua's
+``nn.Jacobian``). The strict device proves the module never hands its arrays to NumPy directly.
+Repr pins and shape-error messages follow the harness.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from nngraph_py import backend, gradcheck, nn
+from nngraph_py.errors import InputError, ShapeError
+from nngraph_py.module import Module
+
+
+# ------------------------------------------------------------------------------------------------
+# Helpers
+# ------------------------------------------------------------------------------------------------
+def to_dev(value: Any, device: str) -> Any:
+    """Host arrays (nested in lists) moved to ``device``."""
+    if isinstance(value, list):
+        return [to_dev(v, device) for v in value]
+    return backend.to_device(np.asarray(value), device)
+
+
+def to_host(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [to_host(v) for v in value]
+    return backend.to_numpy(value)
+
+
+def assert_close(actual: Any, expected: Any, device: str, rtol: float, atol: float,
+                 dtype: Any = None) -> None:
+    """Recursive comparison; also checks that every output array lives on ``device``."""
+    if isinstance(expected, (list, tuple)):
+        assert isinstance(actual, (list, tuple)) and len(actual) == len(expected)
+        for a, e in zip(actual, expected):
+            assert_close(a, e, device, rtol, atol, dtype)
+        return
+    assert backend.is_array(actual), f"expected an array, got {type(actual).__name__}"
+    assert backend.device_of(actual) == device
+    if dtype is not None:
+        assert actual.dtype == dtype
+    host = backend.to_numpy(actual)
+    assert host.shape == np.shape(expected)
+    np.testing.assert_allclose(host, expected, rtol=rtol, atol=atol)
+
+
+def P(module: Module, name: str) -> np.ndarray:
+    """A parameter of ``module`` as a float64 host array."""
+    return backend.to_numpy(getattr(module, name)).astype(np.float64)
+
+
+def weights_of(m: Module) -> np.ndarray:
+    """The class weights of a ModuleFromCriterion's criterion, as float64 host values."""
+    return P(m.criterion, "weights")
+
+
+def away_from_zero(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    """Values with magnitude in [0.2, 1.2]: safe around kinks (ReLU) and poles (division)."""
+    return rng.choice([-1.0, 1.0], size=shape) * (0.2 + rng.random(shape))
+
+
+def normal(*shapes: tuple) -> Callable[[np.random.Generator], Any]:
+    if len(shapes) == 1:
+        return lambda r: r.standard_normal(shapes[0])
+    return lambda r: [r.standard_normal(s) for s in shapes]
+
+
+def log_softmax_np(x: np.ndarray) -> np.ndarray:
+    s = x - x.max(axis=-1, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+
+
+def linear_np(m: Module, x: np.ndarray) -> np.ndarray:
+    y = x @ P(m, "weight").T
+    return y + P(m, "bias") if m.has_bias else y
+
+
+def sigmoid_np(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def nll_np(logp: np.ndarray, t: np.ndarray, w: np.ndarray | None = None,
+           size_average: bool = True) -> float:
+    logp2, t1 = np.atleast_2d(logp), np.reshape(t, -1)
+    w_t = np.ones(len(t1)) if w is None else w[t1]
+    total = -(w_t * logp2[np.arange(len(t1)), t1]).sum()
+    return total / w_t.sum() if size_average else total
+
+
+def labels(shape: Any, n_classes: int) -> Callable[[np.random.Generator], np.ndarray]:
+    return lambda r: r.integers(0, n_classes, size=shape).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------------------
+# The cases
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Case:
+    """A module factory, its inputs and the NumPy reference of its forward."""
+
+    name: str
+    make: Callable[[], Module]
+    inputs: Callable[[np.random.Generator], Any]
+    reference: Callable[[Module, Any], Any]
+    gradcheck_kwargs: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _seq_mlp_ref(m: Module, x: np.ndarray) -> np.ndarray:
+    return linear_np(m[2], np.tanh(linear_np(m[0], x)))
+
+
+def _graph_readme() -> Module:
+    x1, x2, x3 = nn.Identity()(), nn.Identity()(), nn.Identity()()
+    z = nn.CAddTable()([x1, nn.CMulTable()([x2, nn.Linear(4, 3)(x3)])])
+    return nn.gModule([x1, x2, x3], [z])
+
+
+def _graph_readme_ref(m: Module, x: list) -> np.ndarray:
+    lin = next(c for c in m.children() if isinstance(c, nn.Linear))
+    return x[0] + x[1] * linear_np(lin, x[2])
+
+
+def _graph_loss() -> Module:
+    x, t = nn.Identity()(), nn.Identity()()
+    h = nn.Tanh()(nn.Linear(4, 3)(x))
+    loss = nn.CrossEntropyCriterion()([h, t])
+    return nn.gModule([x, t], [loss])
+
+
+def _graph_loss_ref(m: Module, x: list) -> np.ndarray:
+    lin = next(c for c in m.children() if isinstance(c, nn.Linear))
+    return np.asarray(nll_np(log_softmax_np(np.tanh(linear_np(lin, x[0]))), x[1]))
+
+
+W3 = np.array([0.2, 1.0, 3.0])
+
+CASES = [
+    # Linear: with and without bias, batched and 1-D.
+    Case("Linear", lambda: nn.Linear(4, 3), normal((5, 4)), linear_np),
+    Case("Linear-1d", lambda: nn.Linear(4, 3), normal((4,)), linear_np),
+    Case("Linear-nobias", lambda: nn.Linear(4, 3, bias=False), normal((5, 4)), linear_np),
+    Case("Linear-nobias-1d", lambda: nn.Linear(4, 3, bias=False), normal((4,)), linear_np),
+    Case("Identity", nn.Identity, normal((3, 4)), lambda m, x: x),
+    Case("Identity-list", nn.Identity, normal((3, 4), (2,)), lambda m, x: x),
+    # Transfer functions.
+    Case("Sigmoid", nn.Sigmoid, normal((3, 4)), lambda m, x: sigmoid_np(x)),
+    Case("Tanh", nn.Tanh, normal((3, 4)), lambda m, x: np.tanh(x)),
+    Case("ReLU", nn.ReLU, lambda r: away_from_zero(r, (3, 4)), lambda m, x: np.maximum(x, 0)),
+    Case("SoftMax", nn.SoftMax, normal((3, 5)), lambda m, x: np.exp(log_softmax_np(x))),
+    Case("SoftMax-1d", nn.SoftMax, normal((5,)), lambda m, x: np.exp(log_softmax_np(x))),
+    Case("LogSoftMax", nn.LogSoftMax, normal((3, 5)), lambda m, x: log_softmax_np(x)),
+    Case("LogSoftMax-1d", nn.LogSoftMax, normal((5,)), lambda m, x: log_softmax_np(x)),
+    # Tables.
+    Case("CAddTable", nn.CAddTable, normal((2, 3), (2, 3)), lambda m, x: x[0] + x[1]),
+    Case("CAddTable-3", nn.CAddTable, normal((2, 3), (2, 3), (2, 3)), lambda m, x: sum(x)),
+    Case("CSubTable", nn.CSubTable, normal((2, 3), (2, 3)), lambda m, x: x[0] - x[1]),
+    Case("CMulTable", nn.CMulTable, normal((2, 3), (2, 3)), lambda m, x: x[0] * x[1]),
+    Case("CMulTable-3", nn.CMulTable, normal((2, 3), (2, 3), (2, 3)),
+         lambda m, x: x[0] * x[1] * x[2]),
+    Case("CDivTable", nn.CDivTable,
+         lambda r: [r.standard_normal((2, 3)), away_from_zero(r, (2, 3))],
+         lambda m, x: x[0] / x[1]),
+    Case("JoinTable", lambda: nn.JoinTable(1), normal((2, 3), (2, 4)),
+         lambda m, x: np.concatenate(x, axis=1)),
+    Case("JoinTable-1d", lambda: nn.JoinTable(-1), normal((3,), (2,)),
+         lambda m, x: np.concatenate(x)),
+    Case("SplitTable", lambda: nn.SplitTable(1), normal((2, 3, 4)),
+         lambda m, x: [x[:, i] for i in range(3)]),
+    Case("SplitTable-last", lambda: nn.SplitTable(-1), normal((2, 3)),
+         lambda m, x: [x[:, i] for i in range(3)]),
+    Case("SelectTable", lambda: nn.SelectTable(1), normal((2, 3), (2, 4), (3,)), lambda m, x: x[1]),
+    Case("SelectTable-neg", lambda: nn.SelectTable(-1), normal((2, 3), (3,)), lambda m, x: x[-1]),
+    Case("NarrowTable", lambda: nn.NarrowTable(1, 2), normal((2,), (3,), (4,), (5,)),
+         lambda m, x: x[1:3]),
+    # Shapes.
+    Case("Narrow", lambda: nn.Narrow(1, 1, 2), normal((3, 5)), lambda m, x: x[:, 1:3]),
+    Case("Narrow-to-end", lambda: nn.Narrow(1, 2, -1), normal((3, 5)), lambda m, x: x[:, 2:]),
+    Case("Narrow-neg-offset", lambda: nn.Narrow(-1, -3, 2), normal((3, 5)),
+         lambda m, x: x[:, 2:4]),
+    Case("Narrow-batch-axis", lambda: nn.Narrow(0, 1), normal((4, 3)), lambda m, x: x[1:2]),
+    Case("Narrow-1d", lambda: nn.Narrow(0, 2, -2), normal((6,)), lambda m, x: x[2:5]),
+    Case("Select", lambda: nn.Select(1, -1), normal((2, 3, 4)), lambda m, x: x[:, -1]),
+    Case("Select-batch-axis", lambda: nn.Select(0, 1), normal((3, 2)), lambda m, x: x[1]),
+    Case("Reshape", lambda: nn.Reshape(2, 3), normal((4, 6)), lambda m, x: x.reshape(4, 2, 3)),
+    Case("Reshape-1d", lambda: nn.Reshape(2, 3), normal((6,)), lambda m, x: x.reshape(2, 3)),
+    Case("Reshape-batch-of-one", lambda: nn.Reshape(3, 2), normal((1, 6)),
+         lambda m, x: x.reshape(1, 3, 2)),
+    Case("Reshape-flatten-example", lambda: nn.Reshape(6), normal((2, 3)),
+         lambda m, x: x.reshape(6)),
+    Case("Reshape-batch-mode", lambda: nn.Reshape(3, batch_mode=True), normal((2, 3)),
+         lambda m, x: x),
+    Case("View", lambda: nn.View(2, 3), normal((4, 6)), lambda m, x: x.reshape(4, 2, 3)),
+    Case("View-1d", lambda: nn.View(3, -1), normal((12,)), lambda m, x: x.reshape(3, 4)),
+    Case("View-num-input-dims", lambda: nn.View(-1, num_input_dims=2), normal((4, 2, 3)),
+         lambda m, x: x.reshape(4, 6)),
+    # Noise and constants.
+    Case("Dropout-evaluate", lambda: nn.Dropout(0.3).evaluate(), normal((3, 4)), lambda m, x: x),
+    Case("Dropout-p0", lambda: nn.Dropout(0.0), normal((3, 4)), lambda m, x: x),
+    Case("MulConstant", lambda: nn.MulConstant(2.5), normal((3, 4)), lambda m, x: 2.5 * x),
+    Case("AddConstant", lambda: nn.AddConstant(-1.5), normal((3, 4)), lambda m, x: x - 1.5),
+    # Containers.
+    Case("Sequential", lambda: nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)),
+         normal((5, 4)), _seq_mlp_ref),
+    Case("Sequential-1d", lambda: nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)),
+         normal((4,)), _seq_mlp_ref),
+    Case("Sequential-empty", nn.Sequential, normal((2, 3)), lambda m, x: x),
+    Case("ConcatTable", lambda: nn.ConcatTable(nn.Linear(4, 3), nn.Tanh()), normal((5, 4)),
+         lambda m, x: [linear_np(m[0], x), np.tanh(x)]),
+    Case("ConcatTable-list-input",
+         lambda: nn.ConcatTable(nn.SelectTable(0), nn.CAddTable(), nn.Identity()),
+         normal((2, 3), (2, 3)), lambda m, x: [x[0], x[0] + x[1], x]),
+    Case("ParallelTable", lambda: nn.ParallelTable(nn.Linear(4, 3), nn.Sigmoid()),
+         normal((5, 4), (2,)), lambda m, x: [linear_np(m[0], x[0]), sigmoid_np(x[1])]),
+    Case("Sequential-nested",
+         lambda: nn.Sequential(nn.ConcatTable(nn.Linear(4, 3), nn.Linear(4, 3)), nn.CAddTable(),
+                               nn.Tanh()),
+         normal((5, 4)), lambda m, x: np.tanh(linear_np(m[0][0], x) + linear_np(m[0][1], x))),
+    Case("ParallelTable-of-Sequential",
+         lambda: nn.ParallelTable(nn.Sequential(nn.Linear(3, 2), nn.ReLU()), nn.MulConstant(-2)),
+         normal((4, 3), (4, 2)),
+         lambda m, x: [np.maximum(linear_np(m[0][0], x[0]), 0), -2 * x[1]]),
+    # Criteria, through ModuleFromCriterion (integer targets are not perturbed by gradcheck).
+    Case("MSECriterion", lambda: nn.ModuleFromCriterion(nn.MSECriterion()),
+         lambda r: [r.standard_normal((3, 4)), r.integers(-2, 3, size=(3, 4))],
+         lambda m, x: np.asarray(((x[0] - x[1]) ** 2).mean())),
+    Case("MSECriterion-sum", lambda: nn.ModuleFromCriterion(nn.MSECriterion(size_average=False)),
+         lambda r: [r.standard_normal((5,)), r.integers(-2, 3, size=(5,))],
+         lambda m, x: np.asarray(((x[0] - x[1]) ** 2).sum())),
+    Case("ClassNLLCriterion", lambda: nn.ModuleFromCriterion(nn.ClassNLLCriterion()),
+         lambda r: [r.standard_normal((4, 3)), labels((4,), 3)(r)],
+         lambda m, x: np.asarray(nll_np(x[0], x[1]))),
+    Case("ClassNLLCriterion-1d", lambda: nn.ModuleFromCriterion(nn.ClassNLLCriterion()),
+         lambda r: [r.standard_normal((3,)), np.asarray(2)],
+         lambda m, x: np.asarray(-x[0][2])),
+    Case("ClassNLLCriterion-weights", lambda: nn.ModuleFromCriterion(nn.ClassNLLCriterion(W3)),
+         lambda r: [r.standard_normal((5, 3)), np.array([0, 2, 2, 1, 0])],
+         lambda m, x: np.asarray(nll_np(x[0], x[1], weights_of(m)))),
+    Case("ClassNLLCriterion-weights-sum",
+         lambda: nn.ModuleFromCriterion(nn.ClassNLLCriterion(W3, size_average=False)),
+         lambda r: [r.standard_normal((5, 3)), np.array([0, 2, 2, 1, 0])],
+         lambda m, x: np.asarray(nll_np(x[0], x[1], weights_of(m),
+                                              size_average=False))),
+    Case("CrossEntropyCriterion", lambda: nn.ModuleFromCriterion(nn.CrossEntropyCriterion()),
+         lambda r: [r.standard_normal((4, 3)), labels((4,), 3)(r)],
+         lambda m, x: np.asarray(nll_np(log_softmax_np(x[0]), x[1]))),
+    Case("CrossEntropyCriterion-1d", lambda: nn.ModuleFromCriterion(nn.CrossEntropyCriterion()),
+         lambda r: [r.standard_normal((3,)), np.array([1])],
+         lambda m, x: np.asarray(-log_softmax_np(x[0])[1])),
+    Case("CrossEntropyCriterion-weights",
+         lambda: nn.ModuleFromCriterion(nn.CrossEntropyCriterion(W3)),
+         lambda r: [r.standard_normal((5, 3)), np.array([0, 2, 2, 1, 0])],
+         lambda m, x: np.asarray(nll_np(log_softmax_np(x[0]), x[1], weights_of(m)))),
+    # Graphs.
+    Case("gModule", _graph_readme, normal((2, 3), (2, 3), (2, 4)), _graph_readme_ref),
+    Case("gModule-loss", _graph_loss, lambda r: [r.standard_normal((3, 4)), labels((3,), 3)(r)],
+         _graph_loss_ref),
+]
+
+
+@pytest.fixture(params=CASES, ids=[c.name for c in CASES])
+def case(request: pytest.FixtureRequest) -> Case:
+    return request.param
+
+
+# ------------------------------------------------------------------------------------------------
+# The harness
+# ------------------------------------------------------------------------------------------------
+def test_forward_matches_reference_float64(case: Case, device: str, rng: np.random.Generator):
+    module = case.make().double().to(device)
+    x = case.inputs(rng)
+    out = module.forward(to_dev(x, device))
+    assert_close(out, case.reference(module, x), device, rtol=1e-10, atol=1e-12,
+                 dtype=np.float64 if not isinstance(out, list) else None)
+    assert module.output is out
+
+
+def test_default_dtype_float32(case: Case, device: str, rng: np.random.Generator):
+    module = case.make().to(device)
+    assert module.dtype == np.float32
+    x = case.inputs(rng)
+    out = module.forward(to_dev(x, device))  # float64 inputs are cast to the module's dtype
+    expected = case.reference(module, x)
+    assert_close(out, expected, device, rtol=1e-4, atol=1e-5)
+    for arr in (out if isinstance(out, list) else [out]):
+        for a in (arr if isinstance(arr, list) else [arr]):
+            if backend.is_floating(a):
+                assert a.dtype == np.float32
+
+
+def test_gradcheck_inputs_and_parameters(case: Case, device: str, rng: np.random.Generator):
+    module = case.make().double().to(device)
+    result = gradcheck(module, to_dev(case.inputs(rng), device), **case.gradcheck_kwargs)
+    assert result.ok
+    n_params = len(list(module.named_parameters()))
+    assert len(result.errors) >= n_params
+
+
+def _exported_types() -> tuple[set[type], set[type]]:
+    modules, criteria = set(), set()
+    for name in nn.__all__:
+        obj = getattr(nn, name)
+        if isinstance(obj, type) and issubclass(obj, Module) and obj not in (Module, nn.Container):
+            modules.add(obj)
+        if isinstance(obj, type) and issubclass(obj, nn.Criterion) and obj is not nn.Criterion:
+            criteria.add(obj)
+    return modules, criteria
+
+
+def test_every_exported_module_and_criterion_has_a_case():
+    covered_modules, covered_criteria = set(), set()
+    for c in CASES:
+        for m in c.make().modules():
+            covered_modules.add(type(m))
+            if isinstance(m, nn.ModuleFromCriterion):
+                covered_criteria.add(type(m.criterion))
+    modules, criteria = _exported_types()
+    assert modules - covered_modules == set()
+    assert criteria - covered_criteria == set()
+
+
+# ------------------------------------------------------------------------------------------------
+# Printing (Torch style)
+# ------------------------------------------------------------------------------------------------
+def test_repr_leaf_modules():
+    assert repr(nn.Linear(20, 10)) == "nn.Linear(20 -> 10)"
+    assert repr(nn.Linear(20, 10, bias=False)) == "nn.Linear(20 -> 10) without bias"
+    assert repr(nn.Tanh()) == "nn.Tanh"
+    assert repr(nn.Reshape(2, 3)) == "nn.Reshape(2x3)"
+    assert repr(nn.View(2, -1)) == "nn.View(2, -1)"
+    assert repr(nn.Dropout()) == "nn.Dropout(0.500000)"
+    assert repr(nn.Narrow(1, 0, -1)) == "nn.Narrow(dim=1, offset=0, length=-1)"
+    assert repr(nn.MulConstant(2)) == "nn.MulConstant(2)"
+    assert repr(nn.AddConstant(-1.5)) == "nn.AddConstant(-1.5)"
+    assert repr(nn.MSECriterion()) == "nn.MSECriterion"
+    assert repr(nn.ClassNLLCriterion()) == "nn.ClassNLLCriterion"
+    assert repr(nn.CrossEntropyCriterion()) == "nn.CrossEntropyCriterion"
+    assert repr(nn.ModuleFromCriterion(nn.MSECriterion())) == \
+        "nn.ModuleFromCriterion(nn.MSECriterion)"
+
+
+def test_repr_sequential():
+    mlp = nn.Sequential().add(nn.Linear(20, 10)).add(nn.Tanh())
+    assert repr(mlp) == (
+        "nn.Sequential {\n"
+        "  [input -> (1) -> (2) -> output]\n"
+        "  (1): nn.Linear(20 -> 10)\n"
+        "  (2): nn.Tanh\n"
+        "}"
+    )
+
+
+def test_repr_concat_and_parallel_tables_are_lua_trees():
+    inner = nn.Sequential(nn.Linear(4, 3), nn.Tanh())
+    assert repr(nn.ConcatTable(nn.Linear(4, 3), inner, nn.Identity())) == (
+        "nn.ConcatTable {\n"
+        "  input\n"
+        "    |`-> (1): nn.Linear(4 -> 3)\n"
+        "    |`-> (2): nn.Sequential {\n"
+        "    |      [input -> (1) -> (2) -> output]\n"
+        "    |      (1): nn.Linear(4 -> 3)\n"
+        "    |      (2): nn.Tanh\n"
+        "    |    }\n"
+        "     `-> (3): nn.Identity\n"
+        "     ... -> output\n"
+        "}"
+    )
+    assert repr(nn.ParallelTable(nn.Linear(4, 3), nn.Sigmoid())) == (
+        "nn.ParallelTable {\n"
+        "  input\n"
+        "    |`-> (1): nn.Linear(4 -> 3)\n"
+        "     `-> (2): nn.Sigmoid\n"
+        "     ... -> output\n"
+        "}"
+    )
+
+
+def test_repr_nested_sequential_indents():
+    mlp = nn.Sequential(nn.Sequential(nn.Linear(2, 2)), nn.ParallelTable(nn.Tanh()))
+    assert repr(mlp) == (
+        "nn.Sequential {\n"
+        "  [input -> (1) -> (2) -> output]\n"
+        "  (1): nn.Sequential {\n"
+        "    [input -> (1) -> output]\n"
+        "    (1): nn.Linear(2 -> 2)\n"
+        "  }\n"
+        "  (2): nn.ParallelTable {\n"
+        "    input\n"
+        "       `-> (1): nn.Tanh\n"
+        "       ... -> output\n"
+        "  }\n"
+        "}"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Shape errors name the expected and the actual shapes
+# ------------------------------------------------------------------------------------------------
+def assert_mentions(info: pytest.ExceptionInfo, *fragments: str) -> None:
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_linear_shape_error_names_expected_and_actual(device: str):
+    lin = nn.Linear(20, 10).to(device)
+    with pytest.raises(ShapeError) as info:
+        lin.forward(to_dev(np.zeros((4, 7)), device))
+    assert_mentions(info, "nn.Linear(20 -> 10)", "(batch, 20) or (20,)", "(4, 7)")
+
+
+def test_container_errors_name_the_member(device: str):
+    mlp = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(5, 2)).to(device)
+    with pytest.raises(ShapeError) as info:
+        mlp.forward(to_dev(np.zeros((2, 4)), device))
+    assert_mentions(info, "member (3) of nn.Sequential", "nn.Linear(5 -> 2)",
+                    "(batch, 5) or (5,)", "(2, 3)")
+
+    par = nn.ParallelTable(nn.Linear(4, 3), nn.Tanh()).to(device)
+    with pytest.raises(ShapeError) as info:
+        par.forward([to_dev(np.zeros((2, 4)), device)])
+    assert_mentions(info, "nn.ParallelTable: expected input as a list of 2 arrays", "[(2, 4)]")
+    with pytest.raises(InputError) as info:
+        par.forward(to_dev(np.zeros((2, 4)), device))
+    assert_mentions(info, "list of 2 arrays", "(2, 4)")
+
+    cat = nn.ConcatTable(nn.Tanh(), nn.Tanh()).to(device)
+    x = to_dev(np.zeros((2, 4)), device)
+    cat.forward(x)
+    with pytest.raises(InputError) as info:
+        cat.backward(x, x)
+    assert_mentions(info, "grad_output as a list of 2 arrays", "(2, 4)")
+
+
+@pytest.mark.parametrize("module, fragments", [
+    (lambda: nn.Narrow(1, 3, 3),
+     ["nn.Narrow(dim=1, offset=3, length=3)", "at least 6 entries along axis 1"]),
+    (lambda: nn.Narrow(-1, 2, -5), ["at least 7 entries along axis -1"]),
+    (lambda: nn.Narrow(2, 0), ["dimension 2 is out of range"]),
+    (lambda: nn.Reshape(2, 3), ["nn.Reshape(2x3)", "6 elements per example"]),
+    (lambda: nn.Reshape(5, batch_mode=False), ["nn.Reshape(5)", "of 5 elements"]),
+    (lambda: nn.View(3, -1), ["nn.View(3, -1)", "multiple of 3"]),
+    (lambda: nn.View(3, num_input_dims=1), ["nn.View(3)", "examples of 3 elements"]),
+], ids=["Narrow", "Narrow-to-end", "Narrow-dim", "Reshape", "Reshape-unbatched", "View-infer",
+        "View-num-input-dims"])
+def test_shape_module_errors(module: Callable, fragments: list, device: str):
+    with pytest.raises(ShapeError) as info:
+        module().to(device).forward(to_dev(np.zeros((4, 5)), device))
+    assert_mentions(info, *fragments, "(4, 5)")
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="selects nothing"):
+        nn.Narrow(1, -2, 3)
+    with pytest.raises(ValueError, match="at most one -1"):
+        nn.View(-1, -1)
+    with pytest.raises(ValueError, match="positive"):
+        nn.Reshape(2, -1)
+    with pytest.raises(ValueError, match="0 <= p < 1"):
+        nn.Dropout(1.0)
+
+
+def test_container_add_rejects_nodes_duplicates_and_mixed_dtypes():
+    lin = nn.Linear(3, 3)
+    node = nn.Linear(3, 3)(nn.Identity()())
+    with pytest.raises(InputError) as info:
+        nn.Sequential().add(node)
+    assert_mentions(info, "graph node", "add the module itself")
+    with pytest.raises(ValueError) as info:
+        nn.Sequential(lin, lin)
+    assert_mentions(info, "already in this Sequential", "clone()")
+    with pytest.raises(backend.DeviceError) as info:
+        nn.Sequential(nn.Linear(3, 3)).add(nn.Linear(3, 3).double())
+    assert_mentions(info, "float64", "float32", "convert it as a whole")
