@@ -182,6 +182,7 @@ class FusedLSTM:
         self._masks: list[Any] = []
         self._x = None
         self._h0 = self._c0 = None
+        self._backward_done = False
 
     @property
     def hidden_size(self) -> int:
@@ -200,6 +201,7 @@ class FusedLSTM:
         dtype = x.dtype
         self._x, self._h0, self._c0 = x, h0, c0
         self._masks = []
+        self._backward_done = False
         h_n = xp.empty((len(self.layers), B, H), dtype=dtype)
         c_n = xp.empty((len(self.layers), B, H), dtype=dtype)
         inp = x
@@ -244,30 +246,30 @@ class FusedLSTM:
             layer.input = inp
         return inp, h_n, c_n
 
-    def backward(self, grad_out: Any, grad_h_n: Any = None, grad_c_n: Any = None,
-                 scale: float = 1.0) -> tuple[Any, Any, Any]:
-        """BPTT through the last :meth:`forward`; accumulates into the Linears' gradients.
+    def backward(self, grad_out: Any, grad_h_n: Any = None,
+                 grad_c_n: Any = None) -> tuple[Any, Any, Any]:
+        """BPTT through the last :meth:`forward` (Lua's ``updateGradInput``).
+
+        Keeps each layer's gate gradients for :meth:`acc_grad_parameters`.
 
         Args:
             grad_out: gradient w.r.t. the outputs ``(T, B, H)`` (None for zeros).
             grad_h_n, grad_c_n: gradients w.r.t. the final states ``(L, B, H)`` (None for zeros).
-            scale: factor on the parameter gradients (Lua's ``scale``).
         Returns:
-            ``(grad_x, grad_h0, grad_c0)``.
+            ``(grad_x, grad_h0, grad_c0)``; ``grad_x`` is an internal buffer reused next call.
         """
         x = self._x
         xp = backend.get_array_module(x)
         T, B = int(x.shape[0]), int(x.shape[1])
         H = self.hidden_size
         L = len(self.layers)
-        grad_h0 = xp.zeros((L, B, H), dtype=x.dtype)
-        grad_c0 = xp.zeros((L, B, H), dtype=x.dtype)
+        grad_h0 = xp.empty((L, B, H), dtype=x.dtype)
+        grad_c0 = xp.empty((L, B, H), dtype=x.dtype)
         d_above = grad_out
         for l in range(L - 1, -1, -1):
             layer = self.layers[l]
-            inp = x if l == 0 else self.layers[l - 1].input
             bufs = layer.buffers[(T, B)]
-            gates, c, tc, h = bufs["gates"], bufs["c"], bufs["tc"], bufs["h"]
+            gates, c, tc = bufs["gates"], bufs["c"], bufs["tc"]
             dgates, dh, dc = bufs["dgates"], bufs["dh"], bufs["dc"]
             tmp, tmp2, tmp3 = bufs["tmp"], bufs["tmp2"], bufs["tmp3"]
             dh[...] = 0 if grad_h_n is None else grad_h_n[l]
@@ -295,9 +297,9 @@ class FusedLSTM:
                     df[...] = 0
                 dc *= f  # the carry to step t-1
                 # Through the activations: sigmoid' = y (1 - y), tanh' = 1 - y^2.
-                s, ds = g[:, :3 * H], dg[:, :3 * H]
-                ds *= s
-                xp.subtract(1.0, s, out=tmp3)
+                ds = dg[:, :3 * H]
+                ds *= g[:, :3 * H]
+                xp.subtract(1.0, g[:, :3 * H], out=tmp3)
                 ds *= tmp3
                 xp.multiply(cand, cand, out=tmp2)
                 xp.subtract(1.0, tmp2, out=tmp2)
@@ -305,11 +307,34 @@ class FusedLSTM:
                 xp.matmul(dg, layer.w_hh, out=dh)  # the carry to step t-1
             grad_h0[l] = dh
             grad_c0[l] = dc
-            # Weight gradients batched over time, scattered back to the user's Linears.
+            dx = bufs["dx"]
+            xp.matmul(dgates.reshape(T * B, 4 * H), layer.w_ih, out=dx.reshape(T * B, -1))
+            if l > 0 and self._masks[l - 1] is not None:
+                dx *= self._masks[l - 1]
+            d_above = dx
+        self._backward_done = True
+        return d_above, grad_h0, grad_c0
+
+    def acc_grad_parameters(self, scale: float = 1.0) -> None:
+        """Add ``scale`` times the weight gradients of the last :meth:`backward` to the user's
+        Linears (Lua's ``accGradParameters``); one product per weight over all time steps."""
+        if not self._backward_done:
+            raise RuntimeError("acc_grad_parameters called before backward")
+        x = self._x
+        xp = backend.get_array_module(x)
+        T, B = int(x.shape[0]), int(x.shape[1])
+        H = self.hidden_size
+        for l, layer in enumerate(self.layers):
+            inp = x if l == 0 else self.layers[l - 1].input
+            bufs = layer.buffers[(T, B)]
+            dgates, h = bufs["dgates"], bufs["h"]
             dg_all = dgates.reshape(T * B, 4 * H)
             d_w_ih = xp.matmul(dg_all.T, inp.reshape(T * B, -1))
-            d_w_hh = xp.matmul(dgates[1:].reshape((T - 1) * B, 4 * H).T, h[:T - 1].reshape((T - 1) * B, H)) \
-                if T > 1 else xp.zeros((4 * H, H), dtype=x.dtype)
+            if T > 1:
+                d_w_hh = xp.matmul(dgates[1:].reshape((T - 1) * B, 4 * H).T,
+                                   h[:T - 1].reshape((T - 1) * B, H))
+            else:
+                d_w_hh = xp.zeros((4 * H, H), dtype=x.dtype)
             if self._h0 is not None:
                 d_w_hh += xp.matmul(dgates[0].T, self._h0[l])
             d_b = dg_all.sum(axis=0)
@@ -325,9 +350,3 @@ class FusedLSTM:
                 for lin in (cell.i2h[k], cell.h2h[k]):
                     if lin.has_bias:
                         lin.grad_bias += d_b[rows]
-            dx = bufs["dx"]
-            xp.matmul(dg_all, layer.w_ih, out=dx.reshape(T * B, -1))
-            if l > 0 and self._masks[l - 1] is not None:
-                dx *= self._masks[l - 1]
-            d_above = dx
-        return d_above, grad_h0, grad_c0

@@ -22,6 +22,7 @@ from nngraph_py.nn.dropout import dropout_noise
 
 from .cell import RNN_ACTIVATIONS, make_lstm_cell, make_rnn_cell
 from .clones import clone_module, clone_sharing, share_parameters
+from .fast import FusedLSTM, RecipeMismatch
 
 __all__ = ["Recurrent", "LSTM", "RNN"]
 
@@ -435,6 +436,78 @@ class LSTM(Recurrent):
     """
 
     carried = ("h", "c")
+    _state_names = Recurrent._state_names + ("_fused",)
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 dropout: float = 0.0, batch_first: bool = True, optimize: bool = True):
+        self._fused: FusedLSTM | None = None
+        self._fused_ran = False
+        self.optimized = bool(optimize)
+        super().__init__(input_size, hidden_size, num_layers, dropout, batch_first)
+
+    def optimize(self, enabled: bool = True) -> "LSTM":
+        """Run the recipe cells with the graph optimizer's fused kernels (the default), or, with
+        ``enabled=False``, node by node through per-step clones of the cell graphs.
+
+        Both give the same numbers within float tolerance; the parameters, names and graphs are
+        the same (see :mod:`lstm.fast`). Returns self.
+        """
+        self.optimized = bool(enabled)
+        self._fused = None
+        return self
+
+    def _use_fused(self) -> bool:
+        if not self.optimized:
+            return False
+        if self._fused is None:
+            try:
+                self._fused = FusedLSTM(self.cells, self.dropout)
+            except RecipeMismatch as exc:  # a user-modified cell: run the graph as written
+                warnings.warn(f"{self.describe()}: cells are not the LSTM recipe ({exc}); running "
+                              f"them unoptimized", stacklevel=3)
+                self.optimized = False
+                return False
+        return True
+
+    def _apply_extra(self, convert: Any) -> None:
+        super()._apply_extra(convert)
+        self._fused = None  # its buffers belong to the old device/dtype
+
+    def update_output(self, input: Any) -> list[Array]:
+        if not self._use_fused():
+            self._fused_ran = False
+            return super().update_output(input)
+        x, (h0, c0) = self._split_input(input)
+        xp = backend.get_array_module(x)
+        x_tm = xp.ascontiguousarray(x.transpose(1, 0, 2)) if self.batch_first else x
+        out, h_n, c_n = self._fused.forward(x_tm, h0, c0, train=self.train)
+        # The fused executor reuses its buffers: hand the caller arrays of its own.
+        outputs = xp.ascontiguousarray(out.transpose(1, 0, 2)) if self.batch_first else out.copy()
+        self._fused_ran = True
+        self._cell_inputs = self._cell_grads = None
+        self.output = [outputs, h_n, c_n]
+        return self.output
+
+    def update_grad_input(self, input: Any, grad_output: Any) -> Any:
+        if not self._fused_ran:
+            return super().update_grad_input(input, grad_output)
+        x, _ = self._split_input(input)
+        g_out, (g_h, g_c) = self._split_grad_output(grad_output)
+        xp = backend.get_array_module(x)
+        if g_out is not None and self.batch_first:
+            g_out = xp.ascontiguousarray(g_out.transpose(1, 0, 2))
+        gx, gh0, gc0 = self._fused.backward(g_out, g_h, g_c)
+        grad_x = xp.ascontiguousarray(gx.transpose(1, 0, 2)) if self.batch_first else gx.copy()
+        self.grad_input = [grad_x, gh0, gc0] if isinstance(input, (list, tuple)) else grad_x
+        return self.grad_input
+
+    def acc_grad_parameters(self, input: Any, grad_output: Any, scale: float = 1.0) -> None:
+        if not self._fused_ran:
+            return super().acc_grad_parameters(input, grad_output, scale)
+        self._fused.acc_grad_parameters(scale)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.optimized else ", optimize=False")
 
     def _make_cell(self, input_size: int) -> nn.gModule:
         return make_lstm_cell(input_size, self.hidden_size)

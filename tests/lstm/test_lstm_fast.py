@@ -60,6 +60,7 @@ def test_fused_equals_the_recipe_graph(device, rng, with_state):
     numpy.testing.assert_allclose(backend.to_numpy(out), ref_out, atol=1e-12)
     numpy.testing.assert_allclose(backend.to_numpy(h_n)[-1], ref_out[-1], atol=1e-12)
     dx, dh0, dc0 = fused.backward(on(device, gout), on(device, ghn), on(device, gcn))
+    fused.acc_grad_parameters()
     numpy.testing.assert_allclose(backend.to_numpy(dx), ref_dx, atol=1e-12)
     numpy.testing.assert_allclose(backend.to_numpy(dh0), numpy.stack(ref_dh0), atol=1e-12)
     numpy.testing.assert_allclose(backend.to_numpy(dc0), numpy.stack(ref_dc0), atol=1e-12)

@@ -81,12 +81,15 @@ def test_lstm_gradcheck_without_state(device: str, rng: numpy.random.Generator) 
     assert gradcheck(model, dev(device, rng.standard_normal((2, 3, 2)))).ok
 
 
-def test_lstm_gradcheck_with_dropout_masks(rng: numpy.random.Generator) -> None:
-    model = SeededLSTM(2, 3, 3, dropout=0.5).double()
+@pytest.mark.parametrize("optimize", [True, False])
+def test_lstm_gradcheck_with_dropout_masks(rng: numpy.random.Generator, optimize: bool) -> None:
+    model = SeededLSTM(2, 3, 3, dropout=0.5, optimize=optimize).double()
     x = rng.standard_normal((2, 3, 2))
     assert gradcheck(model, x).ok
     model.forward(x)
-    assert model._masks is not None and len(model._masks) == 2  # between layers, not after the last
+    masks = model._fused._masks if optimize else model._masks
+    # Between layers, not after the last.
+    assert masks is not None and len([m for m in masks if m is not None]) == 2
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
@@ -121,7 +124,7 @@ def test_grad_output_forms_agree(rng: numpy.random.Generator) -> None:
 # Clones: shared, counted once, made lazily and reused
 # ------------------------------------------------------------------------------------------------
 def test_parameters_are_shared_by_clones_and_counted_once(rng: numpy.random.Generator) -> None:
-    model = LSTM(3, 4, 2)
+    model = LSTM(3, 4, 2, optimize=False)  # clones are the graph path
     per_cell = [4 * (3 * 4 + 4) + 4 * (4 * 4 + 4), 4 * (4 * 4 + 4) + 4 * (4 * 4 + 4)]
     before = model.num_parameters()
     assert before == sum(per_cell)
@@ -142,7 +145,7 @@ def test_parameters_are_shared_by_clones_and_counted_once(rng: numpy.random.Gene
 
 
 def test_variable_length_reuses_clones(rng: numpy.random.Generator) -> None:
-    model = LSTM(2, 3, 2).double()
+    model = LSTM(2, 3, 2, optimize=False).double()
     model.forward(rng.standard_normal((2, 5, 2)))
     first = [list(layer) for layer in model._clones]
     assert model.num_clones() == 5
@@ -221,7 +224,7 @@ def test_clone_copies_or_shares(rng: numpy.random.Generator) -> None:
 
 
 def test_clear_state_drops_caches(rng: numpy.random.Generator) -> None:
-    model = LSTM(2, 3, 2).double()
+    model = LSTM(2, 3, 2, optimize=False).double()
     x = rng.standard_normal((2, 4, 2))
     out, _ = model.forward(x)
     model.backward(x, numpy.ones_like(out))

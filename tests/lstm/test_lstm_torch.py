@@ -62,10 +62,12 @@ def _compare(model, ref, rng: numpy.random.Generator, with_state: bool) -> None:
         numpy.testing.assert_allclose(our_param_grads[name], p.grad.numpy(), **TOL, err_msg=name)
 
 
+@pytest.mark.parametrize("optimize", [True, False], ids=["fused", "graph"])
 @pytest.mark.parametrize("with_state", [True, False], ids=["state", "zeros"])
 @pytest.mark.parametrize("batch_first", [True, False], ids=["batch_first", "time_first"])
-def test_lstm_matches_torch(rng: numpy.random.Generator, batch_first: bool, with_state: bool) -> None:
-    model = LSTM(3, 5, 2, batch_first=batch_first).double()
+def test_lstm_matches_torch(rng: numpy.random.Generator, batch_first: bool, with_state: bool,
+                            optimize: bool) -> None:
+    model = LSTM(3, 5, 2, batch_first=batch_first, optimize=optimize).double()
     ref = _torch_model(model)
     ref.load_state_dict({k: torch.from_numpy(v) for k, v in to_torch_state_dict(model).items()})
     _compare(model, ref, rng, with_state)
