@@ -127,6 +127,13 @@ def _json_scalar(key: str, value: Any) -> Any:
     )
 
 
+def _json_default(value: Any) -> Any:
+    """NumPy scalars in ``meta`` (a loss from ``float32`` math) become plain numbers."""
+    if isinstance(value, numpy.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
 def _split_optimizer_state(state: Any) -> tuple[dict[str, Any], dict[str, numpy.ndarray]]:
     """``(json_info, {"optim/<key>": host array})`` of an optimizer or its ``state_dict()``."""
     kind = None
@@ -248,7 +255,7 @@ def save_checkpoint(path: str, model: Module, optimizer_state: Any = None,
         "user": dict(meta) if meta is not None else {},
     }
     try:
-        text = json.dumps(document, allow_nan=True)
+        text = json.dumps(document, allow_nan=True, default=_json_default)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"save_checkpoint: the metadata is not JSON-serialisable ({exc}); "
                               f"store arrays in the model or optimizer state, and plain numbers, "
@@ -270,12 +277,15 @@ def _read(path: str) -> Checkpoint:
     arrays: dict[str, numpy.ndarray] = {}
     key = None
     try:
-        with numpy.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise CheckpointError(f"{path} is a single .npy array, not an nngraph_py "
-                                      f"checkpoint (.npz with {META_KEY})")
+        z = numpy.load(path, allow_pickle=False)
+        if not hasattr(z, "files"):  # numpy.load gives an array for a .npy file
+            raise CheckpointError(f"{path} is a single .npy array, not an nngraph_py "
+                                  f"checkpoint (.npz with {META_KEY})")
+        try:
             for key in z.files:
                 arrays[key] = z[key]
+        finally:
+            z.close()
     except CheckpointError:
         raise
     except ValueError as exc:
@@ -286,7 +296,8 @@ def _read(path: str) -> Checkpoint:
                 f"refused to load {path}: {where} pickled Python data, which can execute code "
                 f"when loaded; nngraph_py checkpoints hold only plain arrays and JSON"
             ) from exc
-        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupt ({exc})") from exc
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupt "
+                              f"({exc})") from exc
     except (zipfile.BadZipFile, EOFError, OSError, zlib.error, KeyError) as exc:
         raise CheckpointError(
             f"cannot read checkpoint {path}: the file is truncated or not an .npz archive "
@@ -344,7 +355,8 @@ def _model_mismatches(ck: Checkpoint, model: Module) -> list[tuple[str, str]]:
         if entry is None:
             close = difflib.get_close_matches(name, list(saved), n=1)
             hint = f" (the checkpoint has {close[0]!r}: was a node renamed?)" if close else ""
-            problems.append((name, f"the model's parameter {name!r} is not in the checkpoint{hint}"))
+            problems.append(
+                (name, f"the model's parameter {name!r} is not in the checkpoint{hint}"))
         elif tuple(entry["shape"]) != shape:
             problems.append((name, (
                 f"parameter {name!r} has shape {tuple(entry['shape'])} in the checkpoint but "

@@ -188,6 +188,7 @@ class Module:
             ``(flat_params, flat_grad_params)``.
         """
         params, grads = self.parameters()
+        self._check_shared_gradients()
         xp = backend.array_module(self._device)
         total = sum(int(p.size) for p in params)
         flat_p = xp.zeros((total,), dtype=self._dtype)
@@ -212,6 +213,18 @@ class Module:
         for m in self.modules():
             m._after_parameters_replaced()
         return flat_p, flat_g
+
+    def _check_shared_gradients(self) -> None:
+        """Refuse to train arrays shared without their gradients: one gradient would be lost."""
+        seen: dict[int, tuple[str, Array]] = {}
+        for name, p, g in self._named_parameter_triples():
+            first = seen.setdefault(id(p), (name, g))
+            if first[1] is not g:
+                raise ValueError(
+                    f"{name} shares its array with {first[0]} but not its gradient, so one of the "
+                    f"two gradients would be lost in training: share the gradients too, e.g. "
+                    f"clone('weight', 'bias', 'grad_weight', 'grad_bias')"
+                )
 
     def _after_parameters_replaced(self) -> None:
         """Hook for modules that cache derived views of their parameters (e.g. fused weights)."""

@@ -180,6 +180,7 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
         self._index = index
         self._names = self._name_nodes(order)
         for node, name in zip(order, self._names):
+            node.graph_name = name
             self.fg.nodes[node]["name"] = name
             self.bg.nodes[node]["name"] = name
         self.fg.graph["inputs"] = list(self.input_nodes)

@@ -50,7 +50,7 @@ class Node:
     """
 
     __slots__ = ("module", "inputs", "table", "name", "graph_attributes", "description",
-                 "created_at", "id", "__weakref__")
+                 "created_at", "id", "graph_name", "__weakref__")
 
     def __init__(self, module: Any, inputs: list["Node"], table: bool):
         self.module = module
@@ -61,6 +61,7 @@ class Node:
         self.graph_attributes: dict[str, str] = {}
         self.created_at = _caller_location()
         self.id = next(_ids)
+        self.graph_name: str | None = None  # the name a gModule gave it (``Linear1``)
 
     def annotate(self, name: str | None = None, graph_attributes: dict | None = None,
                  description: str | None = None) -> "Node":
@@ -106,7 +107,8 @@ class Node:
     def describe(self) -> str:
         """``node 'name' (nn.Linear(20 -> 10), created at file.py:12)`` for error messages."""
         module = repr(self.module).splitlines()[0].removesuffix(" {")
-        who = f"node '{self.name}'" if self.name else "node"
+        name = self.name or self.graph_name
+        who = f"node '{name}'" if name else "node"
         return f"{who} ({module}, created at {self.created_at})"
 
     def __repr__(self) -> str:

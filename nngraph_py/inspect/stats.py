@@ -133,6 +133,10 @@ def named_arrays(source: Any, kind: str = "param") -> list[tuple[str, Array]]:
 def stats(source: Any, kind: str = "param") -> list[ParamStats]:
     """Statistics of every parameter of a model (or of named arrays), in ``named_parameters`` order.
 
+    (Lua: ``p:norm()``, ``p:mean()``, ``p:std()``, ``p:min()``, ``p:max()`` per tensor of
+    ``model:parameters()``; PyTorch: the same tensor methods over ``named_parameters()``;
+    TensorBoard: ``add_histogram``.)
+
     Args:
         source: a module, a mapping ``{name: array}`` or an iterable of ``(name, array)``.
         kind: ``"param"`` for the parameters, ``"grad"`` for their gradients.
@@ -150,7 +154,16 @@ def stats(source: Any, kind: str = "param") -> list[ParamStats]:
 
 
 def grad_stats(source: Any) -> list[ParamStats]:
-    """Statistics of every parameter gradient (``stats(source, kind="grad")``)."""
+    """Statistics of every parameter gradient (``stats(source, kind="grad")``).
+
+    (Lua: the same over ``model:parameters()``'s second table; PyTorch: over ``p.grad``.)
+
+    Args:
+        source: a module (its ``named_grad_parameters``), or named gradient arrays.
+
+    Returns:
+        One :class:`ParamStats` per gradient, ``kind == "grad"``.
+    """
     return stats(source, kind="grad")
 
 
@@ -168,6 +181,9 @@ def snapshot(source: Any) -> dict[str, Array]:
 
 def update_ratio(before: Any, after: Any) -> dict[str, float]:
     """``||after - before|| / ||before||`` per parameter: how far one step moved each weight.
+
+    (No Lua or PyTorch built-in: the "ratio of the updates to the values" of CS231n's notes on
+    babysitting training, computed here per named parameter.)
 
     A healthy step is around 1e-3 (much smaller: the learning rate is too low or the gradient
     vanishes; much larger: it will diverge). A parameter whose ``before`` norm is zero gets

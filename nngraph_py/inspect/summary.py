@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Sequence, TextIO
+from typing import Any, Iterator, TextIO
 
 import numpy
 
@@ -116,6 +116,11 @@ class SummaryRow:
     def num_params(self) -> int:
         """Parameters of this module itself, shared arrays counted at their first name only."""
         return sum(p.counted for p in self.params)
+
+    @property
+    def num_params_trainable(self) -> int:
+        """The trainable part of :attr:`num_params`."""
+        return sum(p.counted for p in self.params if p.trainable)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (shapes become lists)."""
@@ -363,7 +368,8 @@ class _Walker:
             container=_container_kind(module), inputs=list(member.get("inputs", [])),
             table=bool(member.get("table", False)), input_slot=member.get("input_slot"),
             output_slots=list(member.get("output_slots", [])), output_shape=_shape_of(output),
-            graph_attributes={str(k): str(v) for k, v in member.get("graph_attributes", {}).items()},
+            graph_attributes={str(k): str(v)
+                              for k, v in member.get("graph_attributes", {}).items()},
             description=member.get("description"))
         self.rows.append(row)
         row.params = self.own_params(module, path + ".")
@@ -422,7 +428,7 @@ def _zeros(shapes: Any, xp: Any, dtype: Any) -> Any:
 
 
 def _forward_on_zeros(model: Module, shapes: Any, dtype: Any) -> None:
-    """Run ``model`` on zeros in evaluation mode (no dropout noise), restoring each module's mode."""
+    """Run ``model`` on zeros in evaluation mode (no dropout noise), restoring every mode."""
     xp = backend.array_module(model.device)
     x = _zeros(shapes, xp, numpy.dtype(dtype) if dtype is not None else model.dtype)
     modes = [(m, m.train) for m in model.modules()]
@@ -543,7 +549,7 @@ def format_bytes(n: int | None) -> str:
 
 
 def format_shape(shape: Shape) -> str:
-    """``(4, 10)`` -> ``"(4, 10)"``; a list of shapes -> ``"[(4, 10), (4, 10)]"``; None -> ``""``."""
+    """``(4, 10)`` -> ``"(4, 10)"``; shapes -> ``"[(4, 10), (4, 10)]"``; None -> ``""``."""
     if shape is None:
         return ""
     if isinstance(shape, tuple):
@@ -573,10 +579,12 @@ def _row_lines(row: SummaryRow, folded: bool) -> list[dict[str, str]]:
                                  else ("also " + ", ".join(p.also) if p.also else ""))}
         lines.append(cells)
     inner = row.subtree_params - row.num_params
+    inner_trainable = row.subtree_trainable - row.num_params_trainable
     if row.container and inner:
         lines.append({"parameter": "(inside)" if folded else "(in the rows below)",
                       "params": format_count(inner),
-                      "train": "yes" if row.subtree_trainable == row.subtree_params else "partly"})
+                      "train": ("yes" if inner_trainable == inner
+                                else "no" if inner_trainable == 0 else "partly")})
     if not lines:
         return [first]
     lines[0] = {**first, **lines[0]}
@@ -604,8 +612,8 @@ def _format_table(s: Summary, depth: int | None) -> str:
     widths = {c: max([len(c)] + [len(line.get(c, "")) for line in cell_lines]) for c in columns}
 
     def fmt(cells: dict[str, str]) -> str:
-        parts = [(cells.get(c, "").rjust(widths[c]) if c in right else cells.get(c, "").ljust(widths[c]))
-                 for c in columns]
+        parts = [cells.get(c, "").rjust(widths[c]) if c in right
+                 else cells.get(c, "").ljust(widths[c]) for c in columns]
         return "  ".join(parts).rstrip()
 
     header = fmt({c: c for c in columns})
@@ -626,7 +634,8 @@ def _format_table(s: Summary, depth: int | None) -> str:
         out.append(f"Model output: {format_shape(s.output_shape)}")
     where = f"dtype {s.dtype} on {s.device}" if s.dtype else ""
     if s.shapes_from == "input_shapes":
-        out.append(f"Output shapes from a forward on zeros of {format_shape(s.input_shapes)}; {where}")
+        out.append(f"Output shapes from a forward on zeros of {format_shape(s.input_shapes)}; "
+                   f"{where}")
     elif s.shapes_from == "last forward":
         out.append(f"Output shapes from the model's last forward; {where}")
     else:

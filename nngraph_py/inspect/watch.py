@@ -24,6 +24,9 @@ class MatplotlibMissing(ImportError):
 class Watch:
     """Record statistics of a model's parameters every ``every`` steps.
 
+    (Weights & Biases: ``wandb.watch(model, log_freq=every)``; TensorBoard: histograms logged in
+    the training loop; Keras: a ``Callback``. Lua had no equivalent: one printed norms by hand.)
+
     Call :meth:`step` once per training step, right after the optimizer's update (before the
     gradients are zeroed for the next step). On a recorded step it stores the statistics of every
     parameter and gradient, and the update ratio ``||w_t - w_{t-1}|| / ||w_{t-1}||`` of that
@@ -100,7 +103,8 @@ class Watch:
                 seen.setdefault(name, None)
         return list(seen)
 
-    def series(self, name: str, field: str = "norm", kind: str = "param") -> tuple[list[int], list[float]]:
+    def series(self, name: str, field: str = "norm",
+               kind: str = "param") -> tuple[list[int], list[float]]:
         """``(steps, values)`` of one statistic of one parameter over the recorded steps.
 
         Args:
@@ -143,8 +147,8 @@ class Watch:
             for kind in ("params", "grads"):
                 for name, r in entry.get(kind, {}).items():
                     if (r["nan"] or r["inf"]) and (name, kind) not in found:
-                        found[(name, kind)] = (f"step {step}: {kind[:-1]} {name} has {r['nan']} NaN "
-                                               f"and {r['inf']} Inf entries")
+                        found[(name, kind)] = (f"step {step}: {kind[:-1]} {name} has "
+                                               f"{r['nan']} NaN and {r['inf']} Inf entries")
             for name, ratio in entry.get("update_ratio", {}).items():
                 key = (name, "ratio")
                 if key in found or ratio == 0.0:
@@ -208,8 +212,8 @@ class Watch:
         for ax, (kind, field, title, log) in zip(axes, panels):
             for name in names:
                 steps, values = self.series(name, field, kind)
-                finite = [(s, v) for s, v in zip(steps, values) if v is not None and math.isfinite(v)
-                          and (not log or v > 0)]
+                finite = [(s, v) for s, v in zip(steps, values)
+                          if v is not None and math.isfinite(v) and (not log or v > 0)]
                 if finite:
                     ax.plot([s for s, _ in finite], [v for _, v in finite], marker=".", label=name)
             if log and ax.get_lines():

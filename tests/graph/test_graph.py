@@ -361,3 +361,20 @@ def test_dot_export_forward_and_backward():
 def test_render_svg(tmp_path):
     path = render(to_dot(seed_mlp()), str(tmp_path / "mlp.svg"))
     assert open(path).read().lstrip().startswith("<?xml")
+
+
+def test_sharing_weights_without_gradients_is_refused_for_training():
+    x = nn.Identity()()
+    lin = nn.Linear(3, 3)
+    twin = lin.clone("weight", "bias")
+    g = nn.gModule([x], [nn.CAddTable()([lin(x), twin(x)])])
+    assert len(g.parameters()[0]) == 2  # inspection still works
+    with pytest.raises(ValueError, match="grad_weight"):
+        g.get_parameters()
+
+
+def test_errors_name_unannotated_nodes_by_their_graph_name():
+    x = nn.Identity()()
+    g = nn.gModule([x], [nn.Linear(4, 2)(x)])
+    with pytest.raises(GraphError, match="node 'Linear1'"):
+        g.forward(numpy.ones((1, 3), "float32"))

@@ -1,0 +1,104 @@
+"""The command line: python -m nngraph_py.inspect CHECKPOINT [--dot OUT] [--compare OTHER]."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+
+from inspect_models import lstm_cell_model, seed_mlp
+from nngraph_py.checkpoint import save_checkpoint
+from nngraph_py.inspect import cli, graphviz_available, picture
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(argv, out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model = lstm_cell_model(5, 4)
+    path = save_checkpoint(str(tmp_path / "cell.npz"), model, meta={"epoch": 2}, grads=True,
+                           input_shapes=[(2, 5), (2, 4), (2, 4)])
+    return model, path
+
+
+def test_prints_summary_and_statistics_from_the_file_alone(saved):
+    _, path = saved
+    code, out, err = run([path])
+    assert code == 0 and err == ""
+    for piece in ("Checkpoint", "nngraph_py.checkpoint/1", "epoch=2", "i2h_forget.weight",
+                  "Parameters: 176", "Parameter statistics", "Gradient statistics", "norm"):
+        assert piece in out, piece
+    code, out, _ = run([path, "--no-stats", "--depth", "0"])
+    assert code == 0 and "Parameter statistics" not in out
+
+
+def test_compare_lists_what_differs_and_by_how_much(saved, tmp_path):
+    model, path = saved
+    assert run([path, "--compare", path])[0] == 0
+    forget = next(n.module for n in model.nodes if model.node_name(n) == "i2h_forget")
+    forget.weight[0, 0] += 0.5
+    other = save_checkpoint(str(tmp_path / "other.npz"), model)
+    code, out, _ = run([path, "--compare", other, "--no-stats"])
+    out = out[out.index("Comparing"):]
+    assert code == 1
+    line = next(line for line in out.splitlines() if line.startswith("i2h_forget.weight"))
+    assert "differs" in line and "0.5" in line
+    assert "1 of 16 parameters differ" in out and "h2h_cell.bias" not in out
+    assert run([path, "--compare", other, "--tol", "0.6"])[0] == 0
+    code, out, _ = run([path, "--compare", other, "--all", "--no-stats"])
+    assert "h2h_cell.bias" in out[out.index("Comparing"):]
+
+
+def test_compare_different_models(tmp_path):
+    a = save_checkpoint(str(tmp_path / "a.npz"), lstm_cell_model(5, 4))
+    b = save_checkpoint(str(tmp_path / "b.npz"), seed_mlp())
+    code, out, _ = run([a, "--compare", b, "--no-stats"])
+    assert code == 1 and "only in A" in out and "only in B" in out
+
+
+def test_dot_writes_the_picture(saved, tmp_path):
+    _, path = saved
+    target = str(tmp_path / "cell.dot")
+    code, out, _ = run([path, "--dot", target, "--which", "backward", "--no-stats"])
+    assert code == 0 and "written to" in out
+    text = open(target).read()
+    assert text.startswith('digraph "backward"') and "i2h_forget" in text and "grad (2, 4)" in text
+
+
+@pytest.mark.skipif(not graphviz_available(), reason="Graphviz 'dot' is not installed")
+def test_dot_svg(saved, tmp_path):
+    _, path = saved
+    target = str(tmp_path / "cell.svg")
+    assert run([path, "--dot", target, "--no-stats"])[0] == 0
+    assert "<svg" in open(target).read()
+
+
+def test_dot_svg_without_graphviz(saved, tmp_path, monkeypatch):
+    monkeypatch.setattr(picture, "graphviz_available", lambda: False)
+    _, path = saved
+    code, _, err = run([path, "--dot", str(tmp_path / "cell.svg"), "--no-stats"])
+    assert code == 2 and "Graphviz" in err and os.path.exists(tmp_path / "cell.dot")
+
+
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
+    code, out, err = run([str(tmp_path / "missing.npz")])
+    assert code == 2 and out == "" and "missing.npz does not exist" in err
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    code, _, err = run([str(bad)])
+    assert code == 2 and "bad.npz" in err
+
+
+def test_module_entry_point_help():
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-m", "nngraph_py.inspect", "--help"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "--compare" in proc.stdout and "CHECKPOINT" in proc.stdout
