@@ -9,6 +9,8 @@ float32, that
 3. forward-only (inference) gives the same loss;
 4. a few full training steps (Adam included) give the same loss trajectory;
 
+(1, 2 and 4 also for the entry with the optional numba kernels, when numba is installed)
+
 and, when PyTorch is installed, that the PyTorch peers being benchmarked (``nn.LSTM``, the
 ``LSTMCell`` loop), loaded with our initial weights (``lstm.torch_compat``), give the same loss
 and gradients as our recipe: the peers train the same model, not just one of the same shape.
@@ -106,6 +108,25 @@ def _check_torch(w: Workload, seed: int, keys: list[str], checks: list) -> None:
         _check(checks, f"{cls.label} vs recipe: gradients", err, GRAD_RTOL)
 
 
+def _check_numba(w: Workload, seed: int, batches: list, loss_r: float, grads_r: Any,
+                 traj_r: list, checks: list) -> None:
+    """The entry with the compiled kernels against the recipe (skipped without numba)."""
+    try:
+        from .peers.ours_numba import NNGraphNumba
+    except ImportError:
+        return
+    fast = NNGraphNumba(w, seed)
+    x, y = batches[0]
+    loss_f = _loss_and_grads(fast, x, y)
+    _check(checks, "numba kernels vs recipe: loss", _rel([loss_r], [loss_f]), LOSS_RTOL)
+    _check(checks, "numba kernels vs recipe: gradients (all parameters)",
+           _rel(grads_r, fast.optimizer.grads), GRAD_RTOL)
+    fast = NNGraphNumba(w, seed)
+    traj_f = [fast.train_step(*b) for b in batches]
+    _check(checks, f"numba kernels vs recipe: losses of {TRAIN_STEPS} Adam steps",
+           _rel(traj_r, traj_f), LOSS_RTOL * 10)
+
+
 def run_guard(workloads: list[Workload], seed: int = 0,
               torch_peers: tuple[str, ...] = ("torch-lstm", "torch-cell")) -> dict[str, Any]:
     """Check that our optimized entry computes the recipe's model (see the module docstring).
@@ -141,6 +162,7 @@ def run_guard(workloads: list[Workload], seed: int = 0,
         traj_f = [fast.train_step(*b) for b in batches]
         _check(checks, f"optimized vs recipe: losses of {TRAIN_STEPS} Adam steps",
                _rel(traj_r, traj_f), LOSS_RTOL * 10)
+        _check_numba(w, seed, batches, loss_r, grads_r, traj_r, checks)
         if torch_peers:
             _check_torch(w, seed, list(torch_peers), checks)
         report["workloads"][w.name] = checks

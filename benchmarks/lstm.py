@@ -13,7 +13,9 @@ Every workload (see :mod:`benchmarks.workloads`) trains the same model in every 
 LSTM, a ``Linear`` head, softmax cross-entropy and Adam. The peers:
 
 ``nngraph recipe (graph)``          ``lstm.LSTM``: per-step clones of the recipe cell graph
-``nngraph optimized (FusedLSTM)``   the same cells run by ``lstm.fast.FusedLSTM``
+``nngraph optimized (FusedLSTM)``   the same cells run by ``lstm.fast.FusedLSTM`` (NumPy passes)
+``nngraph optimized + numba``       the same with the optional compiled step kernels (if numba
+                                    is installed: ``pip install 'nngraph_py[accel]'``)
 ``PyTorch nn.LSTM``                 PyTorch's fused CPU LSTM (if torch is installed)
 ``PyTorch LSTMCell loop``           a Python loop over ``nn.LSTMCell``
 ``Chainer L.NStepLSTM`` / ``L.LSTM loop``   Chainer 7 (if installed; see ``peers/chainer_peers``)
@@ -62,8 +64,8 @@ from .worker import MARK
 __all__ = ["main", "parse_args"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCALING_PEERS = ("nngraph-optimized", "nngraph-recipe", "torch-lstm")
-PROFILE_PEERS = ("nngraph-optimized", "nngraph-recipe", "torch-lstm")
+SCALING_PEERS = ("nngraph-optimized", "nngraph-numba", "nngraph-recipe", "torch-lstm")
+PROFILE_PEERS = ("nngraph-optimized", "nngraph-numba", "nngraph-recipe", "torch-lstm")
 
 
 # ------------------------------------------------------------------------------------------------

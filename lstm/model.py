@@ -443,16 +443,22 @@ class LSTM(Recurrent):
         self._fused: FusedLSTM | None = None
         self._fused_ran = False
         self.optimized = bool(optimize)
+        self.kernels = "auto"
         super().__init__(input_size, hidden_size, num_layers, dropout, batch_first)
 
-    def optimize(self, enabled: bool = True) -> "LSTM":
+    def optimize(self, enabled: bool = True, kernels: str = "auto") -> "LSTM":
         """Run the recipe cells with the graph optimizer's fused kernels (the default), or, with
         ``enabled=False``, node by node through per-step clones of the cell graphs.
 
         Both give the same numbers within float tolerance; the parameters, names and graphs are
-        the same (see :mod:`lstm.fast`). Returns self.
+        the same (see :mod:`lstm.fast`). ``kernels`` picks the per-step element-wise work:
+        ``"auto"`` (numba kernels on float32 NumPy arrays when numba is installed), ``"numpy"``
+        or ``"numba"`` (see :class:`lstm.fast.FusedLSTM`). Returns self.
         """
+        if kernels not in ("auto", "numpy", "numba"):
+            raise ValueError(f"kernels must be 'auto', 'numpy' or 'numba', got {kernels!r}")
         self.optimized = bool(enabled)
+        self.kernels = kernels
         self._fused = None
         return self
 
@@ -461,7 +467,7 @@ class LSTM(Recurrent):
             return False
         if self._fused is None:
             try:
-                self._fused = FusedLSTM(self.cells, self.dropout)
+                self._fused = FusedLSTM(self.cells, self.dropout, kernels=self.kernels)
             except RecipeMismatch as exc:  # a user-modified cell: run the graph as written
                 warnings.warn(f"{self.describe()}: cells are not the LSTM recipe ({exc}); running "
                               f"them unoptimized", stacklevel=3)

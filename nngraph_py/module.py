@@ -11,7 +11,7 @@ import copy
 from typing import Any, Callable, Iterator, Sequence
 
 from . import backend
-from .errors import InputError
+from .errors import InputError, shape_str
 
 Array = Any  # numpy.ndarray, cupy.ndarray or backend.StrictArray
 
@@ -31,7 +31,11 @@ class Module:
         output: the result of the last ``forward`` (Lua ``output``).
         grad_input: the gradient w.r.t. the input of the last ``backward`` (Lua ``gradInput``).
         train: True in training mode (Dropout is active), set by :meth:`training` / :meth:`evaluate`.
+        input_kind: what ``forward`` takes: ``"array"`` (one array), ``"table"`` (a list of
+            arrays) or ``"any"``; a wrong kind is refused with a message naming the module.
     """
+
+    input_kind: str = "any"
 
     def __init__(self) -> None:
         self.output: Any = None
@@ -56,7 +60,7 @@ class Module:
         Returns:
             The output (also kept in ``self.output``).
         """
-        return self.update_output(self._accept_input(input))
+        return self.update_output(self._check_kind(self._accept_input(input)))
 
     def backward(self, input: Any, grad_output: Any, scale: float = 1.0) -> Any:
         """Gradient w.r.t. the input; accumulate parameter gradients (Lua: ``Module:backward``).
@@ -68,7 +72,7 @@ class Module:
         Returns:
             ``grad_input`` (an array, or a list matching a list input).
         """
-        input = self._accept_input(input)
+        input = self._check_kind(self._accept_input(input))
         grad_output = self._accept_input(grad_output, what="grad_output")
         self.update_grad_input(input, grad_output)
         self.acc_grad_parameters(input, grad_output, scale)
@@ -428,6 +432,20 @@ class Module:
             )
         if backend.is_floating(value) and value.dtype != self._dtype:
             value = value.astype(self._dtype)
+        return value
+
+    def _check_kind(self, value: Any) -> Any:
+        """Refuse a list for a one-array module and an array for a table module."""
+        is_list = isinstance(value, list)
+        if self.input_kind == "array" and is_list:
+            raise InputError(
+                f"{self.describe()}: expected one array, got a list of {len(value)} "
+                f"{shape_str(value)}; pick one with SelectTable or combine them with "
+                f"JoinTable/CAddTable first"
+            )
+        if self.input_kind == "table" and not is_list:
+            raise InputError(f"{self.describe()}: expected a list of arrays, got one array "
+                             f"{shape_str(value)}")
         return value
 
     def describe(self) -> str:

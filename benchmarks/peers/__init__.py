@@ -1,6 +1,7 @@
 """The benchmarked implementations, one file per framework, loaded by key.
 
 Keys (in table order): ``nngraph-recipe``, ``nngraph-optimized`` (ours, :mod:`.ours`),
+``nngraph-numba`` (ours with the optional compiled kernels, :mod:`.ours_numba`),
 ``torch-lstm``, ``torch-cell`` (:mod:`.torch_peers`), ``chainer-nstep``, ``chainer-lstm``
 (:mod:`.chainer_peers`). A framework is imported only by :func:`load`, in the child process that
 measures it, so that one peer's import never weighs on another's memory figures.
@@ -16,6 +17,7 @@ __all__ = ["PEERS", "LABELS", "REFERENCE", "load"]
 PEERS = {
     "nngraph-recipe": ("ours", "NNGraphRecipe"),
     "nngraph-optimized": ("ours", "NNGraphOptimized"),
+    "nngraph-numba": ("ours_numba", "NNGraphNumba"),
     "torch-lstm": ("torch_peers", "TorchLSTM"),
     "torch-cell": ("torch_peers", "TorchLSTMCellLoop"),
     "chainer-nstep": ("chainer_peers", "ChainerNStepLSTM"),
@@ -27,6 +29,7 @@ PEERS = {
 LABELS = {
     "nngraph-recipe": "nngraph recipe (graph)",
     "nngraph-optimized": "nngraph optimized (FusedLSTM)",
+    "nngraph-numba": "nngraph optimized + numba kernels",
     "torch-lstm": "PyTorch nn.LSTM",
     "torch-cell": "PyTorch LSTMCell loop",
     "chainer-nstep": "Chainer L.NStepLSTM",

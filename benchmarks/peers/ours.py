@@ -7,9 +7,12 @@ gradients.
 
 ``nngraph recipe (graph)``      ``lstm.LSTM(..., optimize=False)``: per-step clones of the cell
                                 ``gModule``, run node by node.
-``nngraph optimized``           ``lstm.LSTM(...)`` (``optimize=True``, the default): the same
-                                prototype cells run by the graph optimizer's ``lstm.fast.FusedLSTM``
-                                (same Linears, same gradients).
+``nngraph optimized``           ``lstm.LSTM(...).optimize(kernels="numpy")``: the same prototype
+                                cells run by the graph optimizer's ``lstm.fast.FusedLSTM`` with
+                                plain NumPy array passes (same Linears, same gradients).
+
+The third entry, ``nngraph optimized + numba`` (:mod:`.ours_numba`), is the same with the
+optional compiled step kernels.
 
 Both go through ``LSTM.forward`` / ``LSTM.backward``, the API a user calls.
 """
@@ -32,6 +35,8 @@ class NNGraphRecipe(Peer):
     framework = "nngraph_py"
     #: ``LSTM(optimize=...)``: False runs the cell graphs node by node.
     optimize = False
+    #: ``LSTM.optimize(kernels=...)`` when optimized: the per-step element-wise work.
+    kernels = "numpy"
 
     def __init__(self, workload: Any, seed: int = 0):
         super().__init__(workload, seed)
@@ -39,6 +44,8 @@ class NNGraphRecipe(Peer):
         backend.manual_seed(seed)
         self.lstm = LSTM(w.input_size, w.hidden, w.layers, batch_first=False,
                          optimize=self.optimize)
+        if self.optimize:
+            self.lstm.optimize(kernels=self.kernels)
         self.head = nn.Linear(w.hidden, w.classes)
         self.model = nn.Container(self.lstm, self.head)
         self.criterion = nn.CrossEntropyCriterion()
@@ -89,7 +96,7 @@ class NNGraphRecipe(Peer):
 
 
 class NNGraphOptimized(NNGraphRecipe):
-    """The same cells and head; the LSTM runs the graph optimizer's ``FusedLSTM``."""
+    """The same cells and head; the LSTM runs the graph optimizer's ``FusedLSTM`` (NumPy passes)."""
 
     label = "nngraph optimized (FusedLSTM)"
     optimize = True

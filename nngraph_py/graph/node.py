@@ -158,6 +158,12 @@ def make_node(module: Any, args: tuple) -> Node:
         for i, item in enumerate(items):
             if not isinstance(item, Node):
                 raise _reject(item, f"element {i} of the list given to {type(module).__name__}")
+        if getattr(module, "input_kind", "any") == "array":
+            raise GraphBuildError(
+                f"{repr(module).splitlines()[0]} takes one array but was called on a list of "
+                f"{len(items)} nodes ({', '.join(n.label() for n in items)}); call it on one node, "
+                f"or combine them first (nn.JoinTable, nn.CAddTable, ...)"
+            )
         node = Node(module, items, table=True)
     else:
         raise _reject(args[0], f"the argument of {type(module).__name__}(...)")

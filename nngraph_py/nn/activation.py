@@ -36,6 +36,8 @@ def softmax(xp: Any, x: Array, axis: int = -1) -> Array:
 class Sigmoid(Module):
     """``1 / (1 + exp(-x))`` element-wise (Lua: ``nn.Sigmoid``). Any shape."""
 
+    input_kind = "array"
+
     def update_output(self, input: Array) -> Array:
         self.output = sigmoid(backend.get_array_module(input), input)
         return self.output
@@ -49,6 +51,8 @@ class Sigmoid(Module):
 class Tanh(Module):
     """``tanh(x)`` element-wise (Lua: ``nn.Tanh``). Any shape."""
 
+    input_kind = "array"
+
     def update_output(self, input: Array) -> Array:
         self.output = backend.get_array_module(input).tanh(input)
         return self.output
@@ -61,6 +65,8 @@ class Tanh(Module):
 
 class ReLU(Module):
     """``max(0, x)`` element-wise (Lua: ``nn.ReLU``). Any shape."""
+
+    input_kind = "array"
 
     def update_output(self, input: Array) -> Array:
         self.output = backend.get_array_module(input).maximum(input, 0)
@@ -81,6 +87,8 @@ class SoftMax(Module):
     Shape: ``(features,)`` or ``(batch, features)``.
     """
 
+    input_kind = "array"
+
     def update_output(self, input: Array) -> Array:
         _check_feature_input(self, input)
         self.output = softmax(backend.get_array_module(input), input)
@@ -97,6 +105,8 @@ class LogSoftMax(Module):
 
     Shape: ``(features,)`` or ``(batch, features)``.
     """
+
+    input_kind = "array"
 
     def update_output(self, input: Array) -> Array:
         _check_feature_input(self, input)

@@ -17,6 +17,8 @@ class MulConstant(Module):
         array([0.5, 0.5, 0.5], dtype=float32)
     """
 
+    input_kind = "array"
+
     def __init__(self, constant: float):
         super().__init__()
         self.constant = float(constant)
@@ -41,6 +43,8 @@ class AddConstant(Module):
 
     The gradient passes through unchanged (the graph never writes into received gradients).
     """
+
+    input_kind = "array"
 
     def __init__(self, constant: float):
         super().__init__()

@@ -41,6 +41,8 @@ class Dropout(Module):
         array([1., 1., 1.], dtype=float32)
     """
 
+    input_kind = "array"
+
     _state_names = ("noise",)
 
     def __init__(self, p: float = 0.5):

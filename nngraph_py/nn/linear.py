@@ -40,6 +40,8 @@ class Linear(Module):
         (4, 10)
     """
 
+    input_kind = "array"
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
         if int(in_features) <= 0 or int(out_features) <= 0:

@@ -21,6 +21,8 @@ class Select(Module):
         (4, 128)
     """
 
+    input_kind = "array"
+
     def __init__(self, dim: int, index: int):
         super().__init__()
         self.dim = int(dim)

@@ -74,6 +74,8 @@ class Narrow(Module):
         (4, 3)
     """
 
+    input_kind = "array"
+
     def __init__(self, dim: int, offset: int, length: int = 1):
         super().__init__()
         self.dim = int(dim)
@@ -135,6 +137,8 @@ class Reshape(Module):
         (8, 4, 5)
     """
 
+    input_kind = "array"
+
     def __init__(self, *size: Any, batch_mode: bool | None = None):
         super().__init__()
         self.size = _parse_size(size, "Reshape")
@@ -175,6 +179,8 @@ class View(Module):
         >>> View(-1, num_input_dims=2).forward(numpy.zeros((8, 4, 5), "float32")).shape
         (8, 20)
     """
+
+    input_kind = "array"
 
     def __init__(self, *size: Any, num_input_dims: int | None = None):
         super().__init__()

@@ -33,6 +33,8 @@ def _check_table(module: Module, input: Any, n: int | None = None, same_shape: b
 class CAddTable(Module):
     """Sum of a list of arrays of one shape (Lua: ``nn.CAddTable``)."""
 
+    input_kind = "table"
+
     def update_output(self, input: list[Array]) -> Array:
         _check_table(self, input)
         out = input[0] + input[1] if len(input) > 1 else input[0].copy()
@@ -50,6 +52,8 @@ class CAddTable(Module):
 class CSubTable(Module):
     """``a - b`` for a list ``[a, b]`` (Lua: ``nn.CSubTable``)."""
 
+    input_kind = "table"
+
     def update_output(self, input: list[Array]) -> Array:
         _check_table(self, input, 2)
         self.output = input[0] - input[1]
@@ -66,6 +70,8 @@ class CMulTable(Module):
     The gradient for each input is the product of the others (no division, so zeros are safe).
     ``CMulTable()([a, a])`` is ``a * a`` with gradient ``2 a``.
     """
+
+    input_kind = "table"
 
     def update_output(self, input: list[Array]) -> Array:
         _check_table(self, input)
@@ -89,6 +95,8 @@ class CMulTable(Module):
 
 class CDivTable(Module):
     """``a / b`` for a list ``[a, b]`` (Lua: ``nn.CDivTable``)."""
+
+    input_kind = "table"
 
     def update_output(self, input: list[Array]) -> Array:
         _check_table(self, input, 2)
@@ -114,6 +122,8 @@ class JoinTable(Module):
         dim: NumPy axis, counting the batch axis (``1`` joins features of ``(batch, n)`` arrays;
             ``-1`` is the last axis whatever the rank).
     """
+
+    input_kind = "table"
 
     def __init__(self, dim: int):
         super().__init__()
@@ -154,6 +164,8 @@ class SplitTable(Module):
         dim: NumPy axis to split and remove (``1`` turns ``(batch, T, n)`` into T arrays ``(batch, n)``).
     """
 
+    input_kind = "array"
+
     def __init__(self, dim: int):
         super().__init__()
         self.dim = int(dim)
@@ -181,6 +193,8 @@ class SelectTable(Module):
     The gradient is zeros for the other elements. ``node.split(n)`` is made of these.
     """
 
+    input_kind = "table"
+
     def __init__(self, index: int):
         super().__init__()
         self.index = int(index)
@@ -207,6 +221,8 @@ class SelectTable(Module):
 
 class NarrowTable(Module):
     """The sub-list ``input[offset:offset+length]`` (Lua: ``nn.NarrowTable``; 0-based offset)."""
+
+    input_kind = "table"
 
     def __init__(self, offset: int, length: int = 1):
         super().__init__()

@@ -18,10 +18,12 @@ from benchmarks.workloads import QUICK
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_NUMBA = importlib.util.find_spec("numba") is not None
 
 
 def test_quick_run_prints_tables_and_writes_json(tmp_path):
-    peers = ["nngraph-recipe", "nngraph-optimized"] + (["torch-lstm"] if HAS_TORCH else [])
+    peers = (["nngraph-recipe", "nngraph-optimized"] + (["nngraph-numba"] if HAS_NUMBA else [])
+             + (["torch-lstm"] if HAS_TORCH else []))
     out_json = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.lstm", "--quick", "--repeat", "1", "--warmup", "0",

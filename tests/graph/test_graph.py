@@ -309,6 +309,29 @@ def test_module_reused_without_clone():
         lin(x)
 
 
+def test_one_array_module_called_on_a_list_of_nodes():
+    a, b = nn.Identity()().annotate(name="a"), nn.Identity()().annotate(name="b")
+    with pytest.raises(GraphBuildError, match=r"nn.Linear\(3 -> 2\) takes one array .* 2 nodes \(a, b\)"):
+        nn.Linear(3, 2)([a, b])
+    nn.Linear(3, 2)(nn.JoinTable(1)([a, b]))  # the fix the message suggests
+
+
+@pytest.mark.parametrize("module", [nn.Linear(3, 2), nn.Tanh(), nn.Select(1, 0), nn.Reshape(3),
+                                    nn.Narrow(1, 0, 1), nn.SoftMax(), nn.Dropout(0.5)])
+def test_one_array_modules_refuse_a_list(module):
+    x = numpy.ones((2, 3), "float32")
+    with pytest.raises(InputError, match=r"expected one array, got a list of 2 \[\(2, 3\), \(2, 3\)\]"):
+        module.forward([x, x])
+    with pytest.raises(InputError, match="expected one array"):
+        module.backward([x, x], x)
+
+
+@pytest.mark.parametrize("module", [nn.CAddTable(), nn.CMulTable(), nn.JoinTable(1), nn.SelectTable(0)])
+def test_table_modules_refuse_one_array(module):
+    with pytest.raises(InputError, match=r"expected a list of arrays, got one array \(2, 3\)"):
+        module.forward(numpy.ones((2, 3), "float32"))
+
+
 def test_module_without_second_call():
     x = nn.Identity()()
     with pytest.raises(InputError, match="did you forget its second call"):

@@ -9,6 +9,7 @@ from conftest import on
 from nngraph_py import backend, nn
 from lstm.cell import lstm_cell, make_lstm_cell
 from lstm.clones import clone_many_times
+from lstm import fast
 from lstm.fast import FusedLSTM, RecipeMismatch, match_lstm_cell
 
 
@@ -39,8 +40,11 @@ def unrolled(cells, x, h0, c0, gout, ghn, gcn, device):
     return out, numpy.stack(dx), [backend.to_numpy(d) for d in dh], [backend.to_numpy(d) for d in dc]
 
 
+@pytest.mark.parametrize("feature_major", [True, False])
 @pytest.mark.parametrize("with_state", [True, False])
-def test_fused_equals_the_recipe_graph(device, rng, with_state):
+def test_fused_equals_the_recipe_graph(device, rng, with_state, feature_major, monkeypatch):
+    # both layouts of the per-step products (chosen by batch size)
+    monkeypatch.setattr(fast, "FEATURE_MAJOR_BELOW", 10**9 if feature_major else 0)
     T, B, I, H = 5, 3, 4, 6
     cells = [make_lstm_cell(I, H).double().to(device), make_lstm_cell(H, H).double().to(device)]
     x = rng.standard_normal((T, B, I))
