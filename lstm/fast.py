@@ -13,12 +13,15 @@ sequence with the same parameters and the same arithmetic, reorganised:
 3. **Element-wise fusion** - the gate pre-activations live side by side in one ``(B, 4H)`` row,
    ordered ``[input, forget, output | candidate]``: one sigmoid pass over the three sigmoid gates
    and one tanh pass over the candidate, everything else in place with ``out=``.
-4. **Static buffers** - activations, cell states and gradients live in buffers allocated once per
+4. **BLAS-friendly shapes** - the recurrent weight is kept twice, as stacked and as a contiguous
+   transpose, and for small batches the per-step products run feature-major
+   (:data:`FEATURE_MAJOR_BELOW`), the orientation BLAS computes fastest.
+5. **Static buffers** - activations, cell states and gradients live in buffers allocated once per
    ``(T, batch)`` shape and reused across steps and calls; backward keeps only what it needs
    (activated gates, cell states, ``tanh(c)``, outputs).
-5. **Batched weight gradients** - ``dW`` of each layer is one product over all steps, into
+6. **Batched weight gradients** - ``dW`` of each layer is one product over all steps, into
    buffers kept across calls.
-6. **Fused step kernels (optional)** - with numba installed, each step's element-wise work, forward
+7. **Fused step kernels (optional)** - with numba installed, each step's element-wise work, forward
    and backward, is one compiled loop (``lstm.accel``) instead of about ten array passes; chosen
    for float32 NumPy arrays, the NumPy passes otherwise (float64, CuPy, the strict backend).
 

