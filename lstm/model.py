@@ -1,9 +1,17 @@
 """Stacked recurrent layers run over whole sequences: :class:`LSTM` and :class:`RNN`.
 
 PyTorch's ``nn.LSTM`` / ``nn.RNN`` interface, built the Lua way: each layer is a recipe cell (a
-``gModule`` from :func:`~lstm.cell.lstm_cell` or :func:`~lstm.cell.rnn_cell`), unrolled over
-time by clones that share its parameters (char-rnn's ``clone_many_times``). Clones are made
-lazily, up to the longest sequence seen, and reused: a new sequence length never rebuilds a graph.
+``gModule`` from :func:`~lstm.cell.lstm_cell` or :func:`~lstm.cell.rnn_cell`) that owns the
+parameters. Two executors run it over time:
+
+* **node by node** - the cell graph unrolled by clones that share its parameters (char-rnn's
+  ``clone_many_times``), every node's ``update_output``/``update_grad_input`` run as written.
+  Clones are made lazily, up to the longest sequence seen, and reused. :class:`RNN` always runs
+  this way; :class:`LSTM` does with ``optimize=False`` (or ``lstm.optimize(False)``).
+* **fused** (:class:`LSTM`'s default) - the graph optimizer (:mod:`lstm.fast`) checks that each
+  cell is the recipe and runs the same arithmetic on the cells' own arrays with batched products
+  and static buffers; no clone is made. A cell that is not the recipe (a user-modified graph) is
+  run node by node, with a warning. Both give the same numbers within float tolerance (tested).
 
 The layers run one after the other over the whole sequence, as cuDNN does: layer ``k`` reads the
 outputs of layer ``k-1`` at every step, through dropout in training mode (not after the last
@@ -409,9 +417,11 @@ class Recurrent(Module):
 class LSTM(Recurrent):
     """A stacked LSTM over whole sequences (PyTorch: ``nn.LSTM``), built of recipe cells.
 
-    Each layer is a :func:`~lstm.cell.lstm_cell` ``gModule`` (named ``layer1``, ``layer2``...),
-    cloned per time step with shared parameters; ``parameters()`` lists each weight once
-    (``layer1.i2h_forget.weight``...).
+    Each layer is a :func:`~lstm.cell.lstm_cell` ``gModule`` (named ``layer1``, ``layer2``...);
+    ``parameters()`` lists each weight once (``layer1.i2h_forget.weight``...). By default the
+    cells run through the graph optimizer's fused executor (:class:`lstm.fast.FusedLSTM`, with
+    numba step kernels for float32 NumPy arrays when numba is installed); ``optimize=False``
+    runs them node by node through per-step clones sharing the parameters, as char-rnn does.
 
     Args:
         input_size: features of the input at each step.
@@ -419,6 +429,7 @@ class LSTM(Recurrent):
         num_layers: stacked layers (layer ``k`` reads the outputs of layer ``k-1``).
         dropout: dropout probability on the outputs of every layer but the last, in training mode.
         batch_first: input and outputs are ``(batch, T, features)``; else ``(T, batch, features)``.
+        optimize: run the fused executor (default) or, when False, the per-step clones.
 
     Shape:
         input ``x`` ``(batch, T, input_size)`` (``(T, batch, input_size)`` when not batch_first),
