@@ -98,6 +98,19 @@ class Recurrent(Module):
         """The cell's input for step input ``x_t`` and carried ``state`` (PyTorch order)."""
         raise NotImplementedError
 
+    def step_inputs(self, batch: int) -> list[Any]:
+        """Zero inputs of one time step for each layer's cell, in the cell's input order.
+
+        Layer 1 reads ``input_size`` features, the next layers ``hidden_size``; each carried
+        state is ``(batch, hidden_size)``. On the module's device and dtype. Used by
+        :func:`nngraph_py.inspect.summary` to show a cell's per-step shapes.
+        """
+        xp = backend.array_module(self.device)
+        zeros = [xp.zeros((batch, self.hidden_size), dtype=self.dtype) for _ in self.carried]
+        return [self._cell_input(xp.zeros((batch, self.input_size if k == 0 else
+                                           self.hidden_size), dtype=self.dtype), list(zeros))
+                for k in range(self.num_layers)]
+
     def _cell_state(self, cell_output: Any) -> list[Array]:
         """The carried state (PyTorch order) from the cell's output."""
         raise NotImplementedError

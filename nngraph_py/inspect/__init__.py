@@ -5,7 +5,7 @@ by their ``named_parameters`` names, trainable, shared-with) and totals; ``stats
 ``grad_stats`` give norm, mean, std, min, max and NaN/Inf counts per parameter; ``Watch`` records
 them during training and plots them; ``to_dot`` / ``save`` draw the forward and backward graphs;
 ``python -m nngraph_py.inspect CHECKPOINT`` does all of it from a checkpoint file
-(:mod:`nngraph_py.checkpoint`).
+(:mod:`nngraph_py.checkpoint`), its own metadata summarised by ``describe_meta``.
 
 (Lua: ``print(model)``, ``graph.dot``; Keras: ``model.summary()``, ``plot_model``; PyTorch:
 ``print(model)``, torchinfo.)
@@ -18,6 +18,7 @@ Example:
     >>> inspect.summary(mlp, [(10,), (10,), (20,)], print_table=False).total_params
     210
 """
+from .metadata import brief, describe_meta
 from .picture import GraphvizMissing, graphviz_available, save, summary_to_dot, to_dot
 from .stats import (ParamStats, array_stats, format_stats, grad_stats, snapshot, stats,
                     update_ratio)
@@ -29,4 +30,5 @@ __all__ = [
     "stats", "grad_stats", "array_stats", "snapshot", "update_ratio", "format_stats",
     "ParamStats", "Watch", "MatplotlibMissing",
     "to_dot", "save", "summary_to_dot", "GraphvizMissing", "graphviz_available",
+    "describe_meta", "brief",
 ]

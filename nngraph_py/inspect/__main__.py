@@ -1,4 +1,4 @@
-"""``python -m nngraph_py.inspect CHECKPOINT [--dot OUT.svg] [--compare OTHER]``."""
+"""``python -m nngraph_py.inspect CHECKPOINT [--dot OUT.svg] [--compare OTHER] [--full-meta]``."""
 import sys
 
 from .cli import main

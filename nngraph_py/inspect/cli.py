@@ -1,7 +1,9 @@
 """``python -m nngraph_py.inspect CHECKPOINT``: describe, draw and compare saved models.
 
 Everything comes from the checkpoint file alone (its arrays and its JSON metadata), so no model
-code is imported or run, and a file from an untrusted source is safe to inspect.
+code is imported or run, and a file from an untrusted source is safe to inspect. The caller's own
+metadata (a training run's losses, history, settings, random generator state) is summarised on a
+few lines (:mod:`~nngraph_py.inspect.metadata`); ``--full-meta`` prints it whole.
 
 Exit status: 0 on success (and, with ``--compare``, when no parameter differs), 1 when
 ``--compare`` finds differences (as ``diff`` and ``cmp``), 2 on errors (unreadable checkpoint,
@@ -17,6 +19,7 @@ import numpy
 
 from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from ..graph.dot import GraphvizMissing
+from .metadata import describe_meta
 from .picture import save
 from .stats import format_stats, stats
 from .summary import format_count
@@ -46,11 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--all", action="store_true",
                         help="with --compare: also list the identical parameters")
     parser.add_argument("--no-stats", action="store_true", help="do not print statistics")
+    parser.add_argument("--full-meta", "--meta", action="store_true", dest="full_meta",
+                        help="print the checkpoint's own metadata whole (default: long lists, "
+                             "histories and random generator states are summarised)")
     return parser
 
 
 def describe(ck: Checkpoint, path: str, depth: int | None = None, with_stats: bool = True,
-             out: TextIO = sys.stdout) -> None:
+             out: TextIO = sys.stdout, full_meta: bool = False) -> None:
     """Print a checkpoint's header, model summary, statistics and optimizer state.
 
     Args:
@@ -59,6 +65,8 @@ def describe(ck: Checkpoint, path: str, depth: int | None = None, with_stats: bo
         depth: nesting depth of the summary table.
         with_stats: print parameter (and gradient) statistics.
         out: where to print.
+        full_meta: print the caller's metadata whole; else long values are summarised
+            (:func:`~nngraph_py.inspect.metadata.describe_meta`).
     """
     meta = ck.meta
     lib = meta.get("library", {})
@@ -69,7 +77,10 @@ def describe(ck: Checkpoint, path: str, depth: int | None = None, with_stats: bo
     print(f"  model {model['type']}, {model['dtype']}, saved from device {model['device']}",
           file=out)
     if ck.user:
-        print("  meta: " + ", ".join(f"{k}={v!r}" for k, v in ck.user.items()), file=out)
+        print("  meta:" if full_meta else "  meta (summarised; --full-meta prints it whole):",
+              file=out)
+        for line in describe_meta(ck.user, full=full_meta):
+            print("    " + line, file=out)
     print(file=out)
     print(ck.summary().table(depth), file=out)
     if with_stats:
@@ -181,7 +192,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     except CheckpointError as exc:
         print(f"error: {exc}", file=err)
         return 2
-    describe(ck, args.checkpoint, depth=args.depth, with_stats=not args.no_stats, out=out)
+    describe(ck, args.checkpoint, depth=args.depth, with_stats=not args.no_stats, out=out,
+             full_meta=args.full_meta)
     status = 0
     if args.dot:
         try:

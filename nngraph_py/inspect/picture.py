@@ -112,7 +112,8 @@ def _label(row: SummaryRow, which: str, folded: bool) -> list[str]:
     if row.module.replace("nn.", "") != row.name:
         lines.append(row.module)
     if row.output_shape is not None:
-        lines.append(("out " if which == "forward" else "grad ") + format_shape(row.output_shape))
+        lines.append(("out " if which == "forward" else "grad ") + format_shape(row.output_shape)
+                     + (" per step" if row.per_step else ""))
     count = row.subtree_params if folded else row.num_params
     if count:
         frozen = row.subtree_trainable < row.subtree_params if folded else not all(

@@ -6,7 +6,8 @@ Lua printed a model (``print(mlp)``) and drew its graph (``graph.dot(mlp.fg)``);
 module: the node's name as ``named_parameters`` uses it, its module, the nodes it reads, its output
 shape, each parameter by its full name (``i2h_forget.weight``) with shape, count, whether it is
 trained and which earlier name it shares its array with (clones, ``Module.share``), and totals in
-which a shared array is counted once.
+which a shared array is counted once. Inside a recurrent module's step cells the shapes are those
+of one time step (the cell run once on zeros), marked as such.
 
 The rows are data (:class:`SummaryRow`, :class:`ParamInfo`); :meth:`Summary.to_dict` turns them
 into JSON, which is how a checkpoint describes its model without any code (see
@@ -86,6 +87,9 @@ class SummaryRow:
         input_slot: for a graph input node, its position in the gModule's inputs.
         output_slots: for a graph output node, its position(s) in the gModule's outputs.
         output_shape: shape of the output (a list of shapes for a list output), None if unknown.
+        per_step: the row is inside the step cell of a recurrent module (``lstm.LSTM``'s
+            ``layer1``...): ``output_shape`` is that of one time step, ``(batch, features)``,
+            learnt by running the cell once on zeros of one step's inputs (see :func:`summary`).
         params: the module's own parameters (not its members').
         subtree_params: parameters counted in this row and all rows nested in it.
         subtree_trainable: the trainable part of ``subtree_params``.
@@ -106,6 +110,7 @@ class SummaryRow:
     input_slot: int | None = None
     output_slots: list[int] = field(default_factory=list)
     output_shape: Shape = None
+    per_step: bool = False
     params: list[ParamInfo] = field(default_factory=list)
     subtree_params: int = 0
     subtree_trainable: int = 0
@@ -174,7 +179,8 @@ class Summary:
         grad_bytes: bytes of the parameter gradients.
         activation_bytes: bytes of the node outputs a forward keeps for backward (each array
             once; outputs held by modules outside the rows, such as per-step clones, are not
-            seen), None when unknown.
+            seen, nor the one-step shapes of :attr:`SummaryRow.per_step` rows), None when
+            unknown.
         shared: parameter names that share an array listed earlier (not counted again).
         model: the model on one line.
         input_shapes: the shapes given to :func:`summary`, if any.
@@ -309,6 +315,67 @@ def _arrays_in(value: Any) -> Iterator[Any]:
         yield value
 
 
+def _step_cells(module: Module) -> list[gModule]:
+    """The step cells of a recurrent module (``lstm.LSTM``, ``lstm.RNN``), else ``[]``.
+
+    Such a module lists one prototype cell graph per layer as its children; the prototypes own
+    the parameters but never run (per-step clones or a fused executor do), so their nodes hold
+    no outputs. The engine does not import ``lstm``: the module is recognised by the attributes
+    of ``lstm.Recurrent`` that describe one step (``cells``, ``batch_first`` and
+    ``step_inputs(batch)``, the zero inputs of one step for each layer's cell).
+    """
+    cells = getattr(module, "cells", None)
+    needed = ("batch_first", "step_inputs")
+    if not isinstance(cells, list) or not all(hasattr(module, a) for a in needed):
+        return []
+    children = {id(c) for c in module.children()}
+    if not all(isinstance(c, gModule) and id(c) in children for c in cells):
+        return []
+    return list(cells)
+
+
+def _step_batch(module: Module) -> int | None:
+    """The batch size of a recurrent module's last forward (its output ``[outputs, h_n...]``)."""
+    output = module.output
+    outputs = output[0] if isinstance(output, (list, tuple)) and output else output
+    shape = getattr(outputs, "shape", None)
+    if shape is None or len(shape) != 3:
+        return None
+    return int(shape[0] if module.batch_first else shape[1])
+
+
+def _run_step_cells(module: Module, cells: list[gModule]) -> list[gModule]:
+    """Run each step cell that holds no outputs once on zeros of one time step's inputs.
+
+    The inputs are the module's ``step_inputs(batch)``, with the batch of the module's last
+    forward. A cell runs in
+    evaluation mode (dropout draws nothing from the random generators), its modes restored
+    afterwards; a forward leaves parameters and gradients alone.
+
+    Returns:
+        The cells that ran: the caller clears their state (``clear_state``) once their rows are
+        made. A cell that refuses the zeros (a user-modified graph) keeps unknown shapes.
+    """
+    batch = _step_batch(module) if cells else None
+    if batch is None:
+        return []
+    ran = []
+    for cell, step_input in zip(cells, module.step_inputs(batch)):
+        if cell.output is not None:  # it holds outputs already (someone ran it): keep those
+            continue
+        modes = [(m, m.train) for m in cell.modules()]
+        cell.evaluate()
+        try:
+            cell.forward(step_input)
+            ran.append(cell)
+        except Exception:  # noqa: BLE001 - best effort: the rows keep unknown shapes
+            cell.clear_state()
+        finally:
+            for m, mode in modes:
+                m.train = mode
+    return ran
+
+
 class _Walker:
     """Walks the module tree in ``named_parameters`` order, making rows and counting once."""
 
@@ -356,31 +423,56 @@ class _Walker:
         return [dict(name=name, module=child, output=child.output)
                 for name, child in module.named_children()]
 
-    def add(self, member: dict[str, Any], path: str, depth: int, number: str) -> SummaryRow:
+    def add(self, member: dict[str, Any], path: str, depth: int, number: str,
+            per_step: bool = False) -> SummaryRow:
         module: Module = member["module"]
         index = int(number.rsplit(".", 1)[-1])
         output = member.get("output") if self.use_outputs else None
-        for a in _arrays_in(output):
-            self.outputs[id(a)] = a
+        if not per_step:  # one step's outputs on zeros are not what a forward keeps
+            for a in _arrays_in(output):
+                self.outputs[id(a)] = a
         row = SummaryRow(
             path=path, name=member["name"], depth=depth, index=index, number=number,
             module=module_line(module), module_type=type(module).__name__,
             container=_container_kind(module), inputs=list(member.get("inputs", [])),
             table=bool(member.get("table", False)), input_slot=member.get("input_slot"),
             output_slots=list(member.get("output_slots", [])), output_shape=_shape_of(output),
+            per_step=per_step,
             graph_attributes={str(k): str(v)
                               for k, v in member.get("graph_attributes", {}).items()},
             description=member.get("description"))
         self.rows.append(row)
         row.params = self.own_params(module, path + ".")
-        total = row.num_params
-        trainable = sum(p.counted for p in row.params if p.trainable)
-        for k, child in enumerate(self.members(module)):
-            sub = self.add(child, f"{path}.{child['name']}", depth + 1, f"{number}.{k + 1}")
-            total += sub.subtree_params
-            trainable += sub.subtree_trainable
-        row.subtree_params, row.subtree_trainable = total, trainable
+        total, trainable = self.add_members(module, path, depth + 1, number, per_step)
+        row.subtree_params = row.num_params + total
+        row.subtree_trainable = row.num_params_trainable + trainable
         return row
+
+    def add_members(self, module: Module, path: str, depth: int, number: str,
+                    per_step: bool = False) -> tuple[int, int]:
+        """Rows for ``module``'s members (``path``, ``number``: the parent's, ``""`` at the top).
+
+        The step cells of a recurrent module run once on zeros of one step's inputs first, so
+        their rows show per-step shapes (see :func:`_run_step_cells`); their state is cleared
+        once the rows are made.
+
+        Returns:
+            ``(params, trainable)`` counted in the members' rows and below.
+        """
+        cells = _step_cells(module)
+        ran = _run_step_cells(module, cells) if self.use_outputs else []
+        total = trainable = 0
+        try:
+            for k, child in enumerate(self.members(module)):
+                sub = self.add(child, f"{path}.{child['name']}" if path else child["name"], depth,
+                               f"{number}.{k + 1}" if number else str(k + 1),
+                               per_step or any(child["module"] is c for c in cells))
+                total += sub.subtree_params
+                trainable += sub.subtree_trainable
+        finally:
+            for cell in ran:
+                cell.clear_state()
+        return total, trainable
 
     def walk(self, model: Module) -> None:
         members = self.members(model)
@@ -398,8 +490,7 @@ class _Walker:
             if not members:
                 for a in _arrays_in(model.output if self.use_outputs else None):
                     self.outputs[id(a)] = a
-        for k, member in enumerate(members):
-            self.add(member, member["name"], 0, str(k + 1))
+        self.add_members(model, "", 0, "")
 
 
 def _is_shape(value: Any) -> bool:
@@ -461,7 +552,12 @@ def summary(model: Module, input_shapes: Any = None, dtype: Any = None, depth: i
             When given, the model runs once on zeros of these shapes (in evaluation mode, on its
             device and dtype) to learn every node's output shape; its cached state is cleared
             afterwards (``clear_state``) so no memory stays. When None, output shapes are those
-            of the last forward if the model still holds them, else unknown.
+            of the last forward if the model still holds them, else unknown. Either way, the
+            step cells of a recurrent module (``lstm.LSTM``'s ``layer1``...: prototypes that
+            own the parameters but never run) then run once on zeros of one time step's inputs,
+            in evaluation mode, and are cleared again: their rows show per-step shapes, marked
+            ``*`` (:attr:`SummaryRow.per_step`). Parameters, gradients and the random generators
+            are left as they were.
         dtype: dtype of the zero inputs (default: the model's dtype; e.g. ``"int64"`` for
             index inputs).
         depth: show nested rows down to this level only (0: the model's own nodes); deeper
@@ -559,6 +655,9 @@ def format_shape(shape: Shape) -> str:
 
 _fmt_shape = format_shape
 
+#: Marks the output shape of a :attr:`SummaryRow.per_step` row in the table; a footnote says why.
+PER_STEP_MARK = "*"
+
 
 def _row_lines(row: SummaryRow, folded: bool) -> list[dict[str, str]]:
     """The text cells of one row: a first line, then one line per further parameter."""
@@ -568,8 +667,11 @@ def _row_lines(row: SummaryRow, folded: bool) -> list[dict[str, str]]:
     elif row.inputs:
         source = ", ".join(row.inputs)
         source = f"({source})" if row.table else source
+    output = format_shape(row.output_shape)
+    if output and row.per_step:
+        output += " " + PER_STEP_MARK
     first = {"#": row.number or str(row.index), "node": "  " * row.depth + row.name,
-             "module": row.module, "from": source, "output": format_shape(row.output_shape)}
+             "module": row.module, "from": source, "output": output}
     lines: list[dict[str, str]] = []
     for p in row.params:
         cells = {"parameter": p.name, "shape": format_shape(p.shape),
@@ -640,6 +742,9 @@ def _format_table(s: Summary, depth: int | None) -> str:
         out.append(f"Output shapes from the model's last forward; {where}")
     else:
         out.append(f"Output shapes unknown: pass input_shapes=... to summary(); {where}")
+    if any(r.per_step and r.output_shape is not None for r in rows):
+        out.append(f"{PER_STEP_MARK} per time step: rows inside a recurrent layer's step cell show "
+                   f"the shapes of one step (the cell run once on zeros of one step's inputs).")
     if any_folded:
         out.append("Rows nested deeper than the depth asked for are folded into their "
                    "container's row ('(inside)').")

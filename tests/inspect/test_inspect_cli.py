@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
 
+import numpy
 import pytest
 
 from inspect_models import lstm_cell_model, seed_mlp
@@ -102,3 +104,66 @@ def test_module_entry_point_help():
     proc = subprocess.run([sys.executable, "-m", "nngraph_py.inspect", "--help"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "--compare" in proc.stdout and "CHECKPOINT" in proc.stdout
+
+
+def training_run_meta(steps: int = 1692, evals: int = 12) -> dict:
+    """Metadata as a training script saves it: every step's loss, a history, settings, the RNG."""
+    name, keys, pos, has_gauss, cached = numpy.random.RandomState(0).get_state()
+    return {
+        "run": {"epoch": evals, "step": 0, "global_step": steps, "elapsed_s": 812.3456,
+                "losses": [2.3 / (1 + k / 100) for k in range(steps)],
+                "history": [{"epoch": float(e), "global_step": 141 * e, "lr": 0.01,
+                             "train_loss": 0.25 / e, "test_loss": 0.3 / e, "test_acc": 90.0 + e}
+                            for e in range(1, evals + 1)]},
+        "config": {"seed": 1, "hidden": 128, "lr": 0.01, "dropout": 0.0, "dataset": "mnist"},
+        "rng": {"name": name, "keys": keys.tolist(), "pos": int(pos),
+                "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+    }
+
+
+def _meta_lines(out: str) -> list[str]:
+    lines = out.splitlines()
+    start = next(k for k, line in enumerate(lines) if line.startswith("  meta"))
+    end = lines.index("", start)
+    return lines[start:end]
+
+
+def test_long_metadata_is_summarised_on_a_few_lines(tmp_path):
+    meta = training_run_meta()
+    path = save_checkpoint(str(tmp_path / "run.npz"), seed_mlp(), meta=meta)
+    code, out, _ = run([path, "--no-stats"])
+    assert code == 0
+    lines = _meta_lines(out)
+    text = "\n".join(lines)
+    assert len(lines) <= 8 and all(len(line) <= 110 for line in lines), text
+    assert len(text) < 800 < len(json.dumps(meta))
+    for piece in ("--full-meta", "run: epoch=12, step=0, global_step=1692, elapsed_s=812.3",
+                  "losses=list of 1692 floats: first 2.3, last 0.1284",
+                  "history=list of 12 dicts, last {epoch: 12.0, ",
+                  "test_acc: 102.0}",  # the latest evaluation's metrics are kept
+                  "config: seed=1, hidden=128, lr=0.01, dropout=0.0, dataset='mnist'",
+                  "rng=<rng state: MT19937, pos 624>"):
+        assert piece in text, piece
+    assert "1812433254" not in out  # none of the generator's 624 keys
+
+
+def test_full_meta_prints_every_value(tmp_path):
+    meta = training_run_meta(steps=50, evals=2)
+    path = save_checkpoint(str(tmp_path / "run.npz"), seed_mlp(), meta=meta)
+    code, out, _ = run([path, "--no-stats", "--full-meta"])
+    assert code == 0
+    lines = _meta_lines(out)
+    assert lines[0] == "  meta:"
+    values = dict(line.strip().split(": ", 1) for line in lines[1:])
+    assert {k: json.loads(v) for k, v in values.items()} == meta
+    assert run([path, "--no-stats", "--meta"])[1] == out
+
+
+def test_lstm_checkpoint_shows_per_step_shapes(tmp_path):
+    lstm = pytest.importorskip("lstm", reason="the lstm package is not available yet")
+    path = save_checkpoint(str(tmp_path / "lstm.npz"), lstm.LSTM(4, 6, 2),
+                           meta=training_run_meta(steps=100, evals=1), input_shapes=(2, 3, 4))
+    code, out, _ = run([path, "--no-stats"])
+    assert code == 0 and "per time step" in out
+    line = next(t for t in out.splitlines() if "layer2.i2h_cell" in t)
+    assert "(2, 6) *" in line

@@ -234,3 +234,91 @@ def test_frozen_nested_graph_folds_as_not_trainable():
     block_line = next(line for line in str(s).splitlines() if "(inside)" in line)
     assert block_line.rstrip().endswith("no")
     assert s.trainable_params == 0 and s.non_trainable_params == 12
+
+
+# --------------------------------------------------------------------------------------------
+# Recurrent modules: the step cells' rows show per-step shapes
+# --------------------------------------------------------------------------------------------
+def readme_lstm_model(optimize: bool = True, dropout: float = 0.0):
+    """README's classifier: LSTM(28, 128, 2) -> Select(last step) -> Linear(128, 10)."""
+    lstm = pytest.importorskip("lstm", reason="the lstm package is not available yet")
+    recurrent = lstm.LSTM(28, 128, num_layers=2, dropout=dropout).optimize(optimize)
+    x = nn.Identity()()
+    seq, _, _ = recurrent(x).split(3)
+    logits = nn.Linear(128, 10)(nn.Select(1, -1)(seq))
+    return nn.gModule([x], [logits]), recurrent
+
+
+def _state_of(model):
+    """Copies of everything summary() must leave alone: parameters, gradients, modes, the RNG."""
+    return ([p.copy() for p in model.parameters()[0]], [g.copy() for g in model.parameters()[1]],
+            [m.train for m in model.modules()], numpy.random.get_state())
+
+
+def _assert_same_state(before, after):
+    (params, grads, modes, rng), (params2, grads2, modes2, rng2) = before, after
+    assert all(numpy.array_equal(a, b) for a, b in zip(params, params2))
+    assert all(numpy.array_equal(a, b) for a, b in zip(grads, grads2))
+    assert modes == modes2
+    assert rng[0] == rng2[0] and numpy.array_equal(rng[1], rng2[1]) and rng[2:] == rng2[2:]
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["fused", "clones"])
+def test_lstm_cell_rows_show_per_step_shapes(optimize):
+    model, recurrent = readme_lstm_model(optimize, dropout=0.5)
+    # A training step first, so that the gradients are not zeros and dropout is live.
+    x = numpy.random.default_rng(0).standard_normal((2, 5, 28)).astype("float32")
+    out = model.forward(x)
+    model.backward(x, numpy.ones_like(out))
+    before = _state_of(model)
+
+    s = summary(model, (3, 28, 28), print_table=False)
+
+    _assert_same_state(before, _state_of(model))
+    assert all(cell.output is None and cell._vals is None for cell in recurrent.cells)
+    assert s.total_params == 214282 == model.num_parameters()
+    by_path = {r.path: r for r in s.rows}
+    inside = [r for r in s.rows if r.path.startswith("LSTM1.layer")]
+    assert len(inside) == 2 * 25
+    assert all(r.per_step and r.output_shape is not None for r in inside)
+    assert not any(r.per_step for r in s.rows if r not in inside)
+    assert by_path["LSTM1"].output_shape == [(3, 28, 128), (2, 3, 128), (2, 3, 128)]
+    assert by_path["LSTM1.layer1"].output_shape == [(3, 128), (3, 128)]  # [next_c, next_h]
+    assert by_path["LSTM1.layer1.x"].output_shape == (3, 28)
+    assert by_path["LSTM1.layer2.x"].output_shape == (3, 128)  # reads layer 1's h
+    assert by_path["LSTM1.layer1.prev_c"].output_shape == (3, 128)
+    for gate in GATES:
+        assert by_path[f"LSTM1.layer1.i2h_{gate}"].output_shape == (3, 128)
+        assert by_path[f"LSTM1.layer2.{gate}_sum"].output_shape == (3, 128)  # pre-activation
+    assert by_path["LSTM1.layer2.next_h"].output_shape == (3, 128)
+    text = s.table()
+    line = next(t for t in text.splitlines() if "i2h_forget" in t)
+    assert "(3, 128) *" in line
+    assert "* per time step" in text
+    # Rows made from the model's last forward (no input_shapes) get them too, with its batch.
+    model.forward(x)
+    s = summary(model, print_table=False)
+    assert {r.path: r for r in s.rows}["LSTM1.layer2.output_gate"].output_shape == (2, 128)
+    assert recurrent.output is not None and all(c.output is None for c in recurrent.cells)
+
+
+def test_per_step_rows_without_shapes_and_through_to_dict():
+    lstm = pytest.importorskip("lstm", reason="the lstm package is not available yet")
+    model = lstm.LSTM(4, 6, 1, batch_first=False)
+    s = summary(model, print_table=False)  # never ran: no shapes, no step run either
+    assert all(r.output_shape is None for r in s.rows) and "per time step" not in s.table()
+    s = summary(model, (7, 2, 4), print_table=False)  # (T, batch, features)
+    rows = {r.path: r for r in s.rows}
+    assert rows["layer1.x"].output_shape == (2, 4) and rows["layer1.next_c"].per_step
+    again = Summary.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert again.table() == s.table()
+
+
+def test_rnn_cell_rows_show_per_step_shapes(device):
+    lstm = pytest.importorskip("lstm", reason="the lstm package is not available yet")
+    model = lstm.RNN(4, 6, 2, nonlinearity="relu").to(device)
+    s = summary(model, (2, 3, 4), print_table=False)
+    rows = {r.path: r for r in s.rows}
+    assert rows["layer1.x"].output_shape == (2, 4) and rows["layer2.x"].output_shape == (2, 6)
+    assert rows["layer1.next_h"].output_shape == (2, 6) and rows["layer1.next_h"].per_step
+    assert s.total_params == model.num_parameters()

@@ -348,3 +348,16 @@ def test_repr() -> None:
             == "nn.LSTM(10 -> 20, layers=3, dropout=0.25, batch_first=False)")
     assert repr(RNN(1, 50, 4, nonlinearity="relu")) == "nn.RNN(1 -> 50, layers=4, nonlinearity=relu)"
     assert repr(RNN(1, 50)) == "nn.RNN(1 -> 50, layers=1)"
+
+
+def test_step_inputs_are_one_step_of_each_layer():
+    lstm = LSTM(5, 7, num_layers=3).double()
+    inputs = lstm.step_inputs(4)
+    assert [[a.shape for a in layer] for layer in inputs] == [
+        [(4, 5), (4, 7), (4, 7)], [(4, 7), (4, 7), (4, 7)], [(4, 7), (4, 7), (4, 7)]]
+    assert all(a.dtype == numpy.float64 and not a.any() for layer in inputs for a in layer)
+    for cell, step_input in zip(lstm.cells, inputs):  # each cell accepts its step's input
+        next_c, next_h = cell.forward(step_input)
+        assert next_c.shape == next_h.shape == (4, 7)
+    rnn_inputs = RNN(3, 2).step_inputs(1)
+    assert [[a.shape for a in layer] for layer in rnn_inputs] == [[(1, 3), (1, 2)]]
