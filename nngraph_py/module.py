@@ -8,20 +8,57 @@ Parameters are registered by name (``weight``) and their gradients live beside t
 from __future__ import annotations
 
 import copy
+import numbers
 from typing import Any, Callable, Iterator, Sequence
 
 from . import backend
-from .errors import InputError, shape_str
+from .errors import InputError, ShapeError, shape_str
 
 Array = Any  # numpy.ndarray, cupy.ndarray or backend.StrictArray
 
-__all__ = ["Module", "Array"]
+__all__ = ["Module", "Array", "grad_output_mismatch"]
 
 
 def _holds_arrays(value: list | tuple) -> bool:
     """Whether a (nested) list or tuple contains an array somewhere."""
     return any(backend.is_array(v) or (isinstance(v, (list, tuple)) and _holds_arrays(v))
                for v in value)
+
+
+def grad_output_mismatch(output: Any, grad: Any, what: str, like: str) -> tuple[type, str] | None:
+    """What is wrong with gradient ``grad`` for ``output``, or None when it fits.
+
+    Arrays must have the output's shape (a 0-d output takes any one-element gradient); a list
+    output is compared element by element with a list of its length, None entries meaning zeros.
+
+    Args:
+        output: the output the gradient is for.
+        grad: the gradient given.
+        what: how the message calls the gradient (``"grad_output"``, ``"grad_output[1]"``).
+        like: how the message calls the output (``"its output in the last forward"``).
+    Returns:
+        None, or ``(error class, message)``.
+    """
+    if grad is None or output is None:
+        return None
+    if isinstance(output, (list, tuple)):
+        if isinstance(grad, (list, tuple)) and len(grad) == len(output):
+            for k, (o, g) in enumerate(zip(output, grad)):
+                problem = grad_output_mismatch(o, g, f"{what}[{k}]", f"element {k} of {like}")
+                if problem is not None:
+                    return problem
+        return None  # another form (an array for a list): the module accepts it or refuses it
+    if isinstance(grad, (list, tuple)):
+        return InputError, (f"expected {what} as one array of shape {shape_str(output)}, the "
+                            f"shape of {like}, got a list of {len(grad)} {shape_str(grad)}")
+    expected, shape = getattr(output, "shape", None), getattr(grad, "shape", None)
+    if expected is None or shape is None:
+        return None
+    if tuple(shape) != tuple(expected) and not (len(expected) == 0 and int(grad.size) == 1):
+        size = " of one element," if len(expected) == 0 else ""
+        return ShapeError, (f"expected {what}{size} of shape {shape_str(output)}, the shape of "
+                            f"{like}, got {shape_str(grad)}")
+    return None
 
 
 class Module:
@@ -67,13 +104,17 @@ class Module:
 
         Args:
             input: the input given to the preceding ``forward``.
-            grad_output: gradient of the loss w.r.t. this module's output.
+            grad_output: gradient of the loss w.r.t. this module's output, of the output's shape
+                (a list like the output for a list output); None means zeros.
             scale: factor applied to the parameter gradients before accumulation.
         Returns:
             ``grad_input`` (an array, or a list matching a list input).
+        Raises:
+            ShapeError: ``grad_output`` does not have the shape of the last ``forward``'s output.
+            InputError: a list was given for an array output, or an array of the wrong kind.
         """
         input = self._check_kind(self._accept_input(input))
-        grad_output = self._accept_input(grad_output, what="grad_output")
+        grad_output = self._check_grad_output(self._accept_input(grad_output, what="grad_output"))
         self.update_grad_input(input, grad_output)
         self.acc_grad_parameters(input, grad_output, scale)
         return self.grad_input
@@ -417,7 +458,7 @@ class Module:
         if value is None and what.startswith("grad_output"):
             return None  # a missing gradient means zeros (the graph treats it so)
         if not backend.is_array(value):
-            if isinstance(value, (int, float)):
+            if isinstance(value, numbers.Real):  # Python or NumPy scalars: a 0-d array
                 return backend.array_module(self._device).asarray(value, dtype=self._dtype)
             raise InputError(
                 f"{self.describe()}: {what} must be an array (or a list of arrays), "
@@ -436,17 +477,40 @@ class Module:
 
     def _check_kind(self, value: Any) -> Any:
         """Refuse a list for a one-array module and an array for a table module."""
-        is_list = isinstance(value, list)
-        if self.input_kind == "array" and is_list:
-            raise InputError(
-                f"{self.describe()}: expected one array, got a list of {len(value)} "
-                f"{shape_str(value)}; pick one with SelectTable or combine them with "
-                f"JoinTable/CAddTable first"
-            )
-        if self.input_kind == "table" and not is_list:
-            raise InputError(f"{self.describe()}: expected a list of arrays, got one array "
-                             f"{shape_str(value)}")
+        kind = self.input_kind
+        if kind != "any" and isinstance(value, (list, tuple)) != (kind == "table"):
+            raise self._kind_error(value)
         return value
+
+    def _kind_error(self, value: Any) -> InputError:
+        """The error for an input of the wrong kind (see ``input_kind``); graphs use it too."""
+        if self.input_kind == "array":
+            return InputError(
+                f"{self.describe()}: expected one array, got a list of {len(value)} "
+                f"{shape_str(value)}; pick one with SelectTable (node.split(n)) or combine them "
+                f"with JoinTable/CAddTable first"
+            )
+        return InputError(f"{self.describe()}: expected a list of arrays, got one array "
+                          f"{shape_str(value)}; call the module on a list of nodes, "
+                          f"module([a, b]), or on a node whose output is a list")
+
+    def _check_grad_output(self, grad_output: Any) -> Any:
+        """Refuse a ``grad_output`` unlike the array output of the last ``forward``.
+
+        None stands for zeros. A module whose output is a list checks its ``grad_output`` itself
+        (ConcatTable, SplitTable, a gModule...): some accept several forms of it (an LSTM takes the
+        gradient of its outputs alone, or with those of its final state).
+        """
+        output = self.output
+        if not backend.is_array(output):  # no forward yet, or a list output
+            return grad_output
+        if grad_output is None:
+            return backend.get_array_module(output).zeros_like(output)
+        problem = grad_output_mismatch(output, grad_output, "grad_output",
+                                       "its output in the last forward")
+        if problem is not None:
+            raise problem[0](f"{self.describe()}: {problem[1]}")
+        return grad_output
 
     def describe(self) -> str:
         """A short identification for error messages: the module and its graph node, if any."""

@@ -7,6 +7,7 @@ node from all its consumers (fan-out) before calling its module, and keeps that 
 """
 from __future__ import annotations
 
+import numbers
 import os
 import tempfile
 from typing import Any, Sequence
@@ -15,7 +16,7 @@ import networkx as nx
 
 from .. import backend
 from ..errors import GraphBuildError, GraphError, InputError, NNGraphError, shape_str
-from ..module import Module
+from ..module import Module, grad_output_mismatch
 from .node import Node
 
 __all__ = ["gModule", "set_debug", "get_debug"]
@@ -106,8 +107,11 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
         >>> mlp = nn.gModule([x1, x2, x3], [z])
 
     A gModule with one input takes a bare array, one with several a list; with one output it
-    returns an array, with several a list. ``fg`` and ``bg`` are the forward and backward graphs
-    as networkx DiGraphs whose nodes are :class:`Node` objects.
+    returns an array, with several a list. Inputs are checked when they arrive (a list of one
+    array for a one-input gModule, a wrong count, None...), every node receives the kind its
+    module takes (one array or a list), and ``backward`` checks ``grad_output`` against the last
+    outputs; the errors name the node. ``fg`` and ``bg`` are the forward and backward graphs as
+    networkx DiGraphs whose nodes are :class:`Node` objects.
     """
 
     def __init__(self, inputs: Sequence[Node] | Node, outputs: Sequence[Node] | Node):
@@ -186,13 +190,41 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
         self.fg.graph["inputs"] = list(self.input_nodes)
         self.fg.graph["outputs"] = list(self.output_nodes)
         slots = {id(n): k for k, n in enumerate(self.input_nodes)}
-        # The plan: per node (module, parent indices, table?, input slot or -1).
+        # The plan: per node (module, parent indices, table?, input slot or -1, kind to check).
         self._plan = [
-            (n.module, tuple(index[id(p)] for p in n.inputs), n.table, slots.get(id(n), -1))
+            (n.module, tuple(index[id(p)] for p in n.inputs), n.table, slots.get(id(n), -1),
+             self._runtime_kind(n, is_input=id(n) in slots))
             for n in order
         ]
+        # What each input takes, "array", "table" or "any" (checked on arrival, see
+        # _check_inputs); a gModule used as a node takes what its inputs take.
+        self._slot_kinds = [self._slot_kind(n) for n in self.input_nodes]
+        self.input_kind = self._slot_kinds[0] if len(self.input_nodes) == 1 else "table"
         self._out_idx = [index[id(n)] for n in self.output_nodes]
         self._in_idx = [index[id(n)] for n in self.input_nodes]
+
+    @staticmethod
+    def _runtime_kind(node: Node, is_input: bool) -> bool | None:
+        """Whether the node must receive a list (True), one array (False), or either (None).
+
+        Only a node reading one other node needs the check at run time: a node reading a list
+        always receives a list (and a one-array module called on a list is refused when the graph
+        is built); an input node receives an input checked on arrival.
+        """
+        if is_input or node.table:
+            return None
+        kind = getattr(node.module, "input_kind", "any")
+        return None if kind == "any" else kind == "table"
+
+    def _slot_kind(self, node: Node) -> str:
+        """What an input node takes: its module's kind, or for a pass-through module (Identity)
+        the kind its consumers agree on; ``"any"`` when they do not say or disagree."""
+        kind = getattr(node.module, "input_kind", "any")
+        if kind != "any":
+            return kind
+        wanted = {getattr(c.module, "input_kind", "any") for c in self.fg.successors(node)
+                  if not c.table} - {"any"}
+        return wanted.pop() if len(wanted) == 1 else "any"
 
     def _adopt_device_and_dtype(self) -> None:
         """Take the device and dtype of the modules that hold parameters; refuse a mixture."""
@@ -262,17 +294,63 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
         n = len(self.input_nodes)
         if n == 1:
             return [input]
-        if not isinstance(input, (list, tuple)):
-            raise InputError(
-                f"this gModule has {n} inputs ({', '.join(self._input_names())}): pass a list of "
-                f"{n} arrays, got {type(input).__name__}"
-            )
-        if len(input) != n:
-            raise InputError(
-                f"this gModule has {n} inputs ({', '.join(self._input_names())}), got a list of "
-                f"{len(input)}"
-            )
+        if not isinstance(input, (list, tuple)) or len(input) != n:
+            raise self._count_error(input)
         return list(input)
+
+    def _count_error(self, input: Any) -> InputError:
+        n = len(self.input_nodes)
+        got = (f"a list of {len(input)} {shape_str(input)}" if isinstance(input, (list, tuple))
+               else shape_str(input))
+        names = ", ".join(self._input_names())
+        return InputError(f"{self.describe()}: this gModule has {n} inputs ({names}): pass a list "
+                          f"of {n} arrays, got {got}")
+
+    def _accept_input(self, value: Any, what: str = "input") -> Any:
+        if what == "input":
+            self._check_inputs(value)
+        return super()._accept_input(value, what)
+
+    def _check_inputs(self, value: Any) -> None:
+        """Refuse what cannot be this gModule's input, naming the input node (before any node
+        runs)."""
+        if len(self.input_nodes) == 1:
+            error = self._slot_error(0, value)
+        elif not isinstance(value, (list, tuple)) or len(value) != len(self.input_nodes):
+            error = self._count_error(value)
+        else:
+            error = next((e for e in (self._slot_error(k, v) for k, v in enumerate(value)) if e),
+                         None)
+        if error is not None:
+            raise error
+
+    def _slot_error(self, k: int, value: Any) -> InputError | None:
+        """The error for ``value`` given to input ``k``, or None when it is of the right kind."""
+        kind, node = self._slot_kinds[k], self.input_nodes[k]
+        if len(self.input_nodes) == 1:
+            where = f"this gModule has one input, {node.describe()}, which"
+        else:
+            where = f"input[{k}] goes to {node.describe()}, which"
+        is_list = isinstance(value, (list, tuple))
+        if kind == "array" and is_list:
+            hint = ": call forward(x), not forward([x])" if len(value) == 1 else ""
+            return InputError(f"{self.describe()}: {where} takes one array, not a list of "
+                              f"{len(value)} {shape_str(value)}{hint}")
+        if kind == "table" and not is_list:
+            return InputError(f"{self.describe()}: {where} takes a list of arrays, got "
+                              f"{'one array ' if backend.is_array(value) else ''}"
+                              f"{shape_str(value)}")
+        if not (is_list or backend.is_array(value) or isinstance(value, numbers.Real)):
+            return InputError(f"{self.describe()}: {where} takes "
+                              f"{'a list of arrays' if kind == 'table' else 'an array'}, got "
+                              f"{type(value).__name__}")
+        return None
+
+    def _kind_error(self, value: Any) -> InputError:
+        # Used when this gModule is a node of another graph and receives the wrong kind.
+        if len(self.input_nodes) == 1:
+            return self._slot_error(0, value) or super()._kind_error(value)
+        return self._count_error(value)
 
     def _input_names(self) -> list[str]:
         return [self._names[i] for i in self._in_idx]
@@ -285,9 +363,16 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
     def update_output(self, input: Any) -> Any:
         inputs = self._split_input(input)
         vals: list[Any] = [None] * len(self._plan)
-        gather = self._gather
-        for i, (module, parents, table, slot) in enumerate(self._plan):
-            x = inputs[slot] if slot >= 0 else gather(vals, parents, table)
+        for i, (module, parents, table, slot, want_list) in enumerate(self._plan):
+            if slot >= 0:
+                x = inputs[slot]
+            elif table:
+                x = [vals[p] for p in parents]
+            else:
+                x = vals[parents[0]]
+                # The kind check Module.forward does, at the cost of a type test per node.
+                if want_list is not None and isinstance(x, (list, tuple)) is not want_list:
+                    raise self._node_error(i, "forward", self.nodes[i].module._kind_error(x), x)
             try:
                 vals[i] = module.update_output(x)
             except Exception as exc:  # noqa: BLE001 - re-raised with the node named
@@ -299,7 +384,7 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
         return self.output
 
     def _node_input(self, i: int) -> Any:
-        module, parents, table, slot = self._plan[i]
+        module, parents, table, slot, _ = self._plan[i]
         if slot >= 0:
             return self._input_cache[slot]
         return self._gather(self._vals, parents, table)
@@ -315,7 +400,7 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
             self._accumulate(gouts, owned, i, g)
         grad_inputs: list[Any] = [None] * len(self.input_nodes)
         for i in range(len(self._plan) - 1, -1, -1):
-            module, parents, table, slot = self._plan[i]
+            module, parents, table, slot, _ = self._plan[i]
             g = gouts[i]
             if g is None:
                 g = gouts[i] = _zeros_like(self._vals[i])
@@ -338,9 +423,27 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
     def _split_grad_output(self, grad_output: Any) -> list[Any]:
         n = len(self._out_idx)
         if not isinstance(grad_output, (list, tuple)) or len(grad_output) != n:
-            got = len(grad_output) if isinstance(grad_output, (list, tuple)) else type(grad_output).__name__
-            raise InputError(f"this gModule has {n} outputs: grad_output must be a list of {n}, got {got}")
+            got = (f"a list of {len(grad_output)} {shape_str(grad_output)}"
+                   if isinstance(grad_output, (list, tuple)) else shape_str(grad_output))
+            names = ", ".join(self._names[i] for i in self._out_idx)
+            raise InputError(f"{self.describe()}: this gModule has {n} outputs ({names}): "
+                             f"grad_output must be a list of {n} (None for zeros), got {got}")
         return list(grad_output)
+
+    def _check_grad_output(self, grad_output: Any) -> Any:
+        """Compare each gradient with its output node's last output, naming the node."""
+        if self._vals is None:
+            return grad_output  # update_grad_input says to call forward first
+        n = len(self._out_idx)
+        grads = [grad_output] if n == 1 else self._split_grad_output(grad_output)
+        for k, (i, g) in enumerate(zip(self._out_idx, grads)):
+            problem = grad_output_mismatch(self._vals[i], g,
+                                           "grad_output" if n == 1 else f"grad_output[{k}]",
+                                           f"output {self.nodes[i].describe()} in the last "
+                                           f"forward")
+            if problem is not None:
+                raise problem[0](f"{self.describe()}: {problem[1]}")
+        return grad_output
 
     @staticmethod
     def _accumulate(gouts: list, owned: list, i: int, g: Any) -> None:
@@ -389,6 +492,13 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
             path = self._write_debug_picture(node)
             err.args = (f"{err.args[0]}\n  graph with the failing node in red: {path}",)
         return err
+
+    def describe(self) -> str:
+        """The node holding this gModule, or ``nn.gModule([inputs] -> [outputs])`` by node names."""
+        if self._node is not None:
+            return self._node.describe()
+        outs = ", ".join(self._names[i] for i in self._out_idx)
+        return f"nn.gModule([{', '.join(self._input_names())}] -> [{outs}])"
 
     def _write_debug_picture(self, node: Node) -> str:
         from .dot import save_dot

@@ -160,9 +160,9 @@ def make_node(module: Any, args: tuple) -> Node:
                 raise _reject(item, f"element {i} of the list given to {type(module).__name__}")
         if getattr(module, "input_kind", "any") == "array":
             raise GraphBuildError(
-                f"{repr(module).splitlines()[0]} takes one array but was called on a list of "
-                f"{len(items)} nodes ({', '.join(n.label() for n in items)}); call it on one node, "
-                f"or combine them first (nn.JoinTable, nn.CAddTable, ...)"
+                f"{repr(module).splitlines()[0].removesuffix(' {')} takes one array but was called "
+                f"on a list of {len(items)} nodes ({', '.join(n.label() for n in items)}); call it "
+                f"on one node, or combine them first (nn.JoinTable, nn.CAddTable, ...)"
             )
         node = Node(module, items, table=True)
     else:

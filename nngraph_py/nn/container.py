@@ -98,6 +98,14 @@ class Container(Module):
             raise ShapeError(f"{self.describe()}: expected {what} as a list of {n} arrays (one per "
                              f"member), got {len(value)}: {shape_str(value)}")
 
+    def _check_member_grads(self, grad_output: Any) -> None:
+        """One gradient per member, each of the shape of that member's output."""
+        self._check_list(grad_output, "grad_output")
+        for i, (m, g) in enumerate(zip(self._members, grad_output)):
+            if g is not None:
+                with self._member(i):
+                    m._check_grad_output(g)
+
     def _tree_repr(self) -> str:
         """Lua's tree print of ConcatTable / ParallelTable: one branch per member."""
         tab, n = "  ", len(self._members)
@@ -131,7 +139,7 @@ class Sequential(Container):
         out = input
         for i, m in enumerate(self._members):
             with self._member(i):
-                out = m.update_output(out)
+                out = m.update_output(m._check_kind(out))
         self.output = out
         return out
 
@@ -199,12 +207,12 @@ class ConcatTable(Container):
         outputs = []
         for i, m in enumerate(self._members):
             with self._member(i):
-                outputs.append(m.update_output(input))
+                outputs.append(m.update_output(m._check_kind(input)))
         self.output = outputs
         return outputs
 
     def update_grad_input(self, input: Any, grad_output: list[Any]) -> Any:
-        self._check_list(grad_output, "grad_output")
+        self._check_member_grads(grad_output)
         grads = []
         for i, (m, g) in enumerate(zip(self._members, grad_output)):
             with self._member(i):
@@ -239,12 +247,12 @@ class ParallelTable(Container):
         outputs = []
         for i, (m, x) in enumerate(zip(self._members, input)):
             with self._member(i):
-                outputs.append(m.update_output(x))
+                outputs.append(m.update_output(m._check_kind(x)))
         self.output = outputs
         return outputs
 
     def update_grad_input(self, input: list[Any], grad_output: list[Any]) -> list[Any]:
-        self._check_list(grad_output, "grad_output")
+        self._check_member_grads(grad_output)
         grads = []
         for i, (m, x, g) in enumerate(zip(self._members, input, grad_output)):
             with self._member(i):

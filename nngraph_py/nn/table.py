@@ -24,10 +24,12 @@ def _check_table(module: Module, input: Any, n: int | None = None, same_shape: b
         raise ShapeError(f"expected a list of {n} arrays, got {len(input)}: {shape_str(input)}")
     if not input:
         raise ShapeError("expected a non-empty list of arrays, got []")
-    if same_shape:
-        first = input[0].shape
-        if any(x.shape != first for x in input[1:]):
-            raise ShapeError(f"expected arrays of one shape, got {shape_str(input)}")
+    try:
+        shapes = [x.shape for x in input]
+    except AttributeError:  # a nested list, None, a number...
+        raise InputError(f"expected a list of arrays, got {shape_str(input)}") from None
+    if same_shape and any(s != shapes[0] for s in shapes[1:]):
+        raise ShapeError(f"expected arrays of one shape, got {shape_str(input)}")
 
 
 class CAddTable(Module):
@@ -180,7 +182,21 @@ class SplitTable(Module):
 
     def update_grad_input(self, input: Array, grad_output: list[Array]) -> Array:
         xp = backend.get_array_module(input)
-        self.grad_input = xp.stack(grad_output, axis=self.dim % input.ndim)
+        axis = self.dim % input.ndim
+        n = int(input.shape[axis])
+        if not isinstance(grad_output, (list, tuple)) or len(grad_output) != n:
+            raise InputError(f"{self.describe()}: expected grad_output as a list of {n} arrays "
+                             f"(one per slice), got {shape_str(grad_output)}")
+        if any(g is None for g in grad_output):  # None stands for zeros
+            zeros = xp.zeros_like(input[(slice(None),) * axis + (0,)])
+            grad_output = [zeros if g is None else g for g in grad_output]
+        expected = tuple(input.shape[:axis] + input.shape[axis + 1:])
+        for k, g in enumerate(grad_output):
+            if getattr(g, "shape", None) != expected:
+                raise ShapeError(f"{self.describe()}: expected grad_output[{k}] of shape "
+                                 f"{expected} (a slice of the input {shape_str(input)}), got "
+                                 f"{shape_str(g)}")
+        self.grad_input = xp.stack(grad_output, axis=axis)
         return self.grad_input
 
     def extra_repr(self) -> str:
@@ -244,6 +260,9 @@ class NarrowTable(Module):
     def update_grad_input(self, input: list[Any], grad_output: list[Any]) -> list[Any]:
         from ..graph.gmodule import _zeros_like
 
+        if not isinstance(grad_output, (list, tuple)) or len(grad_output) != self.length:
+            raise InputError(f"{self.describe()}: expected grad_output as a list of {self.length} "
+                             f"(like the output), got {shape_str(grad_output)}")
         grads = [_zeros_like(x) for x in input]
         grads[self._start:self._start + self.length] = list(grad_output)
         self.grad_input = grads
