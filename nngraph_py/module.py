@@ -12,6 +12,7 @@ import numbers
 from typing import Any, Callable, Iterator, Sequence
 
 from . import backend
+from .convertible import Convertible
 from .errors import InputError, ShapeError, shape_str
 
 Array = Any  # numpy.ndarray, cupy.ndarray or backend.StrictArray
@@ -61,7 +62,7 @@ def grad_output_mismatch(output: Any, grad: Any, what: str, like: str) -> tuple[
     return None
 
 
-class Module:
+class Module(Convertible):
     """Abstract module (Lua: ``nn.Module``).
 
     Attributes:
@@ -421,32 +422,6 @@ class Module:
             if new_dtype is not None:
                 m._dtype = new_dtype
         return self
-
-    def cuda(self) -> "Module":
-        """Move to the GPU (Lua: ``cuda``)."""
-        return self.to("cuda")
-
-    def cpu(self) -> "Module":
-        """Move to the host (Lua: ``float`` after ``cuda``)."""
-        return self.to("cpu")
-
-    def float(self) -> "Module":
-        """Cast to float32 (Lua: ``float``)."""
-        return self.to(dtype="float32")
-
-    def double(self) -> "Module":
-        """Cast to float64 (Lua: ``double``)."""
-        return self.to(dtype="float64")
-
-    @property
-    def device(self) -> str:
-        """The device this module's arrays live on."""
-        return self._device
-
-    @property
-    def dtype(self) -> Any:
-        """The floating dtype of this module's parameters."""
-        return self._dtype
 
     # ----------------------------------------------------------------------------------------
     # Input checks and printing

@@ -15,6 +15,7 @@ import numpy
 
 from .. import backend
 from ..errors import InputError, ShapeError, shape_str
+from ..convertible import Convertible
 from ..module import Array, Module
 from .activation import log_softmax
 
@@ -88,7 +89,7 @@ def class_nll_grad(xp: Any, log_prob: Array, target: Array, weights: Array | Non
 # --------------------------------------------------------------------------------------------
 # The base class
 # --------------------------------------------------------------------------------------------
-class Criterion:
+class Criterion(Convertible):
     """Abstract loss (Lua: ``nn.Criterion``); not a :class:`Module`.
 
     A criterion implements ``update_output(input, target)`` (the loss as a 0-d array) and
@@ -164,32 +165,6 @@ class Criterion:
         if new_dtype is not None:
             self._dtype = new_dtype
         return self
-
-    def cuda(self) -> "Criterion":
-        """Move to the GPU (Lua: ``cuda``)."""
-        return self.to("cuda")
-
-    def cpu(self) -> "Criterion":
-        """Move to the host."""
-        return self.to("cpu")
-
-    def float(self) -> "Criterion":
-        """Cast to float32 (Lua: ``float``)."""
-        return self.to(dtype="float32")
-
-    def double(self) -> "Criterion":
-        """Cast to float64 (Lua: ``double``)."""
-        return self.to(dtype="float64")
-
-    @property
-    def device(self) -> str:
-        """The device the criterion computes on."""
-        return self._device
-
-    @property
-    def dtype(self) -> Any:
-        """The floating dtype inputs are cast to."""
-        return self._dtype
 
     def clear_state(self) -> "Criterion":
         """Drop the cached loss, gradient and buffers (Lua: ``clearState``)."""
