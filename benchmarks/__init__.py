@@ -11,4 +11,5 @@ Layout:
     ``childenv.py``    the child's environment (threads, OpenBLAS, malloc), memory and BLAS readings.
     ``guard.py``       checks, before timing, that the fast path computes the same model.
     ``breakdown.py``   where the time of a step goes (phases, array ops, cProfile).
+    ``gemm.py``        the matrix products of a step timed alone, NumPy's BLAS against PyTorch's.
 """

@@ -71,3 +71,35 @@ def test_table_reports_an_unavailable_peer_and_ratios():
     row = next(line for line in text.splitlines() if LABELS["nngraph-optimized"] in line)
     assert "0.50x, 0.75x" in row   # step time (median, CPU) against nn.LSTM
     assert "0.20x, 0.10x" in row   # peak and (peak - import) against nn.LSTM's
+
+
+def test_gemm_products_cover_a_training_step():
+    from benchmarks.gemm import step_products
+    from benchmarks.workloads import WORKLOADS
+
+    w = WORKLOADS["mnist"]
+    products = step_products(w)
+    # Per layer: projection, recurrent, grad of h, grad of input, two weight gradients; 3 for the head.
+    assert len(products) == 6 * w.layers + 3
+    recurrent = [p for p in products if "recurrent" in p.what]
+    assert all((p.m, p.k, p.n, p.count) == (100, 128, 512, 28) for p in recurrent)
+    first = products[0]
+    assert (first.m, first.k, first.n) == (28 * 100, 28, 512)
+    head = [p for p in step_products(WORKLOADS["char"]) if p.what == "head: forward"][0]
+    assert head.m == 50 * 32  # the char head reads every step
+
+
+def test_gemm_quick_run_prints_a_table_and_writes_json(tmp_path):
+    out_json = tmp_path / "gemm.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gemm", "--quick", "--repeat", "2", "--rounds", "1",
+         "--keep-openblas-env", "--json", str(out_json)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "### mnist:" in proc.stdout and "### char:" in proc.stdout
+    assert "all products of one training step" in proc.stdout
+    report = json.loads(out_json.read_text())
+    rows = report["workloads"]["mnist"]
+    assert rows and all(r["us"]["numpy"] > 0 for r in rows)
+    if HAS_TORCH:
+        assert "numpy / torch" in proc.stdout and all(r["us"]["torch"] > 0 for r in rows)
