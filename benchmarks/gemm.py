@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from .childenv import OPENBLAS_PINS, THREAD_VARS, blas_info, limit_threads
+from .lstm import markdown_table  # imports neither NumPy nor PyTorch
 from .workloads import QUICK, WORKLOADS, Workload
 
 __all__ = ["Product", "step_products", "main"]
@@ -108,13 +109,6 @@ def time_product(p: Product, repeat: int, rounds: int, seed: int = 0) -> dict[st
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(c.ljust(wd) for c, wd in zip(r, widths)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (wd + 2) for wd in widths) + "|"]
-                     + [line(r) for r in rows])
-
-
 def report(w: Workload, products: list[Product], times: list[dict[str, float]]) -> str:
     """The table of one workload: per product and per step, NumPy against PyTorch."""
     peers = [name for name in ("numpy", "torch") if all(name in t for t in times)]
@@ -138,7 +132,7 @@ def report(w: Workload, products: list[Product], times: list[dict[str, float]]) 
     row += [f"{sum(p.count * p.flops for p in products) / totals[name] / 1e3:.0f}"
             for name in peers]
     rows.append(row)
-    return f"### {w.name}: {w.describe()}\n\n" + _table(header, rows)
+    return f"### {w.name}: {w.describe()}\n\n" + markdown_table(header, rows)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -96,7 +96,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 # ------------------------------------------------------------------------------------------------
 # Formatting
 # ------------------------------------------------------------------------------------------------
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     """A Markdown table, columns padded for reading in a terminal."""
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     fmt = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
@@ -163,7 +163,7 @@ def main_table(w: Workload, results: dict[str, dict[str, Any]]) -> str:
             _num(mem["peak_mb"], 0), _num(mem["import_mb"], 0), _num(delta, 0),
             _ratios((mem["peak_mb"], delta), (ref_mem.get("peak_mb"), ref_delta)),
         ])
-    return f"### {w.name}: {w.describe()}\n\n" + _table(header, rows)
+    return f"### {w.name}: {w.describe()}\n\n" + markdown_table(header, rows)
 
 
 def scaling_table(points: list[Workload], results: dict[str, dict[str, Any]]) -> str:
@@ -192,7 +192,7 @@ def scaling_table(points: list[Workload], results: dict[str, dict[str, Any]]) ->
     w0 = points[0]
     return (f"### Scaling: batch {w0.batch}, input {w0.input_size}, {w0.layers} layers, "
             f"loss at the last step; median ms per training step (median CPU ms)\n\n"
-            + _table(header, rows))
+            + markdown_table(header, rows))
 
 
 def profile_report(prof: dict[str, Any]) -> str:
@@ -208,7 +208,7 @@ def profile_report(prof: dict[str, Any]) -> str:
             continue
         rows.append([LABELS[key]] + [_num(p["phases_ms"][name], 2) for name in header[1:]])
     parts = [f"### Profile, {prof['workload']}: median ms per phase of a training step\n",
-             _table(header, rows)]
+             markdown_table(header, rows)]
     fused = peers.get("nngraph-optimized", {}).get("fused_ops")
     if fused:
         total = sum(fused["fused_ms"].values())
@@ -219,14 +219,14 @@ def profile_report(prof: dict[str, Any]) -> str:
         split = " + ".join(f"{name} {ms:.2f} ms" for name, ms in fused["fused_ms"].items())
         parts += [f"\nInside FusedLSTM ({prof['workload']}), per step: {split} (timed through the "
                   f"op wrapper; the whole step took {fused['step_ms']:.2f} ms)\n",
-                  _table(["array op", "calls / step", "ms / step", "share of FusedLSTM"], op_rows)]
+                  markdown_table(["array op", "calls / step", "ms / step", "share of FusedLSTM"], op_rows)]
     for key, p in peers.items():
         if "cprofile" in p:
             rows = [[r["function"], _num(r["calls"], 0), _num(r["own_ms"], 2), _num(r["cum_ms"], 2)]
                     for r in p["cprofile"]]
             parts += [f"\ncProfile, {LABELS[key]} ({prof['workload']}): top functions by own "
                       f"time (NumPy's ufuncs are invisible to it: their time is their caller's)\n",
-                      _table(["function", "calls / step", "own ms / step", "cumulative ms / step"],
+                      markdown_table(["function", "calls / step", "own ms / step", "cumulative ms / step"],
                              rows)]
     return "\n".join(parts)
 
@@ -235,7 +235,7 @@ def guard_report(guard: dict[str, Any]) -> str:
     rows = [[name, c["what"], f"{c['error']:.1e}", f"{c['tol']:.0e}", "ok" if c["ok"] else "FAILED"]
             for name, checks in guard["workloads"].items() for c in checks]
     return ("### Guard: the optimized path is the same model (float32, errors relative to the "
-            "largest value)\n\n" + _table(["workload", "check", "error", "tolerance", ""], rows))
+            "largest value)\n\n" + markdown_table(["workload", "check", "error", "tolerance", ""], rows))
 
 
 # ------------------------------------------------------------------------------------------------
