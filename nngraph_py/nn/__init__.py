@@ -8,6 +8,7 @@ from .container import ConcatTable, Container, ParallelTable, Sequential
 from .criterion import (ClassNLLCriterion, Criterion, CrossEntropyCriterion, ModuleFromCriterion,
                         MSECriterion)
 from .dropout import Dropout
+from .embedding import LookupTable, OneHot
 from .identity import Identity
 from .linear import Linear
 from .select import Select
@@ -26,4 +27,5 @@ __all__ = [
     "Container", "Sequential", "ConcatTable", "ParallelTable",
     "Criterion", "MSECriterion", "ClassNLLCriterion", "CrossEntropyCriterion",
     "ModuleFromCriterion",
+    "LookupTable", "OneHot",
 ]

@@ -267,6 +267,19 @@ CASES = [
          _graph_loss_ref),
 ]
 
+# ------------------------------------------------------------------------------------------------
+# The catalogue (issue 13): one family per block, references from PyTorch or independent NumPy
+# ------------------------------------------------------------------------------------------------
+CASES += [
+    # Embeddings (nn/embedding.py).
+    Case("LookupTable", lambda: nn.LookupTable(6, 3), lambda r: np.array([[0, 5, 2], [2, 2, 1]]),
+         lambda m, x: P(m, "weight")[x]),
+    Case("LookupTable-1d-repeats", lambda: nn.LookupTable(4, 2), lambda r: np.array([3, 3, 0, 3]),
+         lambda m, x: P(m, "weight")[x]),
+    Case("OneHot", lambda: nn.OneHot(4), lambda r: np.array([[0, 3], [1, 1]]),
+         lambda m, x: np.eye(4)[x]),
+]
+
 
 @pytest.fixture(params=CASES, ids=[c.name for c in CASES])
 def case(request: pytest.FixtureRequest) -> Case:
