@@ -12,6 +12,9 @@ from .embedding import LookupTable, OneHot
 from .identity import Identity
 from .linear import Linear
 from .select import Select
+from .transfer import (ELU, PReLU, ReLU6, Abs, Add, Bilinear, Clamp, Exp, GatedLinearUnit,
+                       HardShrink, HardTanh, LeakyReLU, Log, LogSigmoid, Mul, Normalize, Power,
+                       SoftMin, SoftPlus, SoftShrink, SoftSign, Sqrt, Square, Threshold)
 from .shape import Narrow, Reshape, View
 from .table import (CAddTable, CDivTable, CMulTable, CSubTable, JoinTable, NarrowTable,
                     SelectTable, SplitTable)
@@ -28,4 +31,7 @@ __all__ = [
     "Criterion", "MSECriterion", "ClassNLLCriterion", "CrossEntropyCriterion",
     "ModuleFromCriterion",
     "LookupTable", "OneHot",
+    "Abs", "Square", "Sqrt", "Power", "Exp", "Log", "Clamp", "HardTanh", "HardShrink",
+    "SoftShrink", "SoftPlus", "SoftSign", "LogSigmoid", "SoftMin", "ELU", "LeakyReLU", "PReLU",
+    "ReLU6", "Threshold", "GatedLinearUnit", "Normalize", "Mul", "Add", "Bilinear",
 ]

@@ -95,6 +95,16 @@ def nll_np(logp: np.ndarray, t: np.ndarray, w: np.ndarray | None = None,
     return total / w_t.sum() if size_average else total
 
 
+def torch_fn(name: str, *args: Any, **kwargs: Any) -> np.ndarray:
+    """``torch.nn.functional.<name>`` on float64 host arrays (the reference of many cases)."""
+    import torch
+
+    conv = [torch.from_numpy(np.asarray(a, dtype=np.float64)) if isinstance(a, np.ndarray)
+            else a for a in args]
+    with torch.no_grad():
+        return getattr(torch.nn.functional, name)(*conv, **kwargs).numpy()
+
+
 def labels(shape: Any, n_classes: int) -> Callable[[np.random.Generator], np.ndarray]:
     return lambda r: r.integers(0, n_classes, size=shape).astype(np.int64)
 
@@ -278,6 +288,68 @@ CASES += [
          lambda m, x: P(m, "weight")[x]),
     Case("OneHot", lambda: nn.OneHot(4), lambda r: np.array([[0, 3], [1, 1]]),
          lambda m, x: np.eye(4)[x]),
+    # Transfer functions (nn/transfer.py); references from torch.nn.functional.
+    Case("Abs", nn.Abs, lambda r: away_from_zero(r, (3, 4)), lambda m, x: np.abs(x)),
+    Case("Square", nn.Square, normal((3, 4)), lambda m, x: x * x),
+    Case("Sqrt", nn.Sqrt, lambda r: 0.5 + r.random((3, 4)), lambda m, x: np.sqrt(x)),
+    Case("Sqrt-eps", lambda: nn.Sqrt(0.1), lambda r: 0.5 + r.random((4,)),
+         lambda m, x: np.sqrt(x + 0.1)),
+    Case("Power", lambda: nn.Power(3), normal((3, 4)), lambda m, x: x ** 3),
+    Case("Power-frac", lambda: nn.Power(0.5), lambda r: 0.5 + r.random((3, 4)),
+         lambda m, x: x ** 0.5),
+    Case("Exp", nn.Exp, normal((3, 4)), lambda m, x: np.exp(x)),
+    Case("Log", nn.Log, lambda r: 0.5 + r.random((3, 4)), lambda m, x: np.log(x)),
+    Case("Clamp", lambda: nn.Clamp(-0.5, 0.3), lambda r: away_from_zero(r, (3, 4)),
+         lambda m, x: np.clip(x, -0.5, 0.3)),
+    Case("HardTanh", nn.HardTanh, lambda r: 1.7 * away_from_zero(r, (3, 4)),
+         lambda m, x: torch_fn("hardtanh", x)),
+    Case("ReLU6", nn.ReLU6, lambda r: 5 * away_from_zero(r, (3, 4)) + 3,
+         lambda m, x: torch_fn("relu6", x)),
+    Case("Threshold", lambda: nn.Threshold(0.1, -2.0), lambda r: away_from_zero(r, (3, 4)),
+         lambda m, x: torch_fn("threshold", x, 0.1, -2.0)),
+    Case("HardShrink", nn.HardShrink, lambda r: away_from_zero(r, (3, 4)),
+         lambda m, x: torch_fn("hardshrink", x, 0.5)),
+    Case("SoftShrink", lambda: nn.SoftShrink(0.3), lambda r: away_from_zero(r, (3, 4)),
+         lambda m, x: torch_fn("softshrink", x, 0.3)),
+    Case("SoftPlus", nn.SoftPlus, normal((3, 4)), lambda m, x: torch_fn("softplus", x)),
+    Case("SoftPlus-beta", lambda: nn.SoftPlus(2.0, 3.0), lambda r: 2 * r.standard_normal((3, 4)),
+         lambda m, x: torch_fn("softplus", x, 2.0, 3.0)),
+    Case("SoftSign", nn.SoftSign, lambda r: away_from_zero(r, (3, 4)),
+         lambda m, x: torch_fn("softsign", x)),
+    Case("LogSigmoid", nn.LogSigmoid, normal((3, 4)), lambda m, x: torch_fn("logsigmoid", x)),
+    Case("SoftMin", nn.SoftMin, normal((3, 5)), lambda m, x: torch_fn("softmin", x, -1)),
+    Case("SoftMin-1d", nn.SoftMin, normal((5,)), lambda m, x: torch_fn("softmin", x, -1)),
+    Case("ELU", lambda: nn.ELU(0.7), lambda r: away_from_zero(r, (3, 4)),
+         lambda m, x: torch_fn("elu", x, 0.7)),
+    Case("LeakyReLU", lambda: nn.LeakyReLU(0.1), lambda r: away_from_zero(r, (3, 4)),
+         lambda m, x: torch_fn("leaky_relu", x, 0.1)),
+    Case("PReLU", nn.PReLU, lambda r: away_from_zero(r, (3, 4)),
+         lambda m, x: np.where(x > 0, x, P(m, "weight")[0] * x)),
+    Case("PReLU-planes", lambda: nn.PReLU(3), lambda r: away_from_zero(r, (2, 3, 2, 2)),
+         lambda m, x: torch_fn("prelu", x, P(m, "weight"))),
+    Case("PReLU-planes-1example", lambda: nn.PReLU(3), lambda r: away_from_zero(r, (3, 2, 2)),
+         lambda m, x: torch_fn("prelu", x[None], P(m, "weight"))[0]),
+    Case("GatedLinearUnit", nn.GatedLinearUnit, normal((3, 4)), lambda m, x: torch_fn("glu", x)),
+    Case("GatedLinearUnit-dim0", lambda: nn.GatedLinearUnit(0), normal((4, 3)),
+         lambda m, x: torch_fn("glu", x, 0)),
+    Case("Normalize", nn.Normalize, normal((3, 4)),
+         lambda m, x: x / np.sqrt((x * x).sum(-1, keepdims=True) + 1e-10)),
+    Case("Normalize-p1-1d", lambda: nn.Normalize(1), lambda r: away_from_zero(r, (4,)),
+         lambda m, x: x / (np.abs(x).sum() + 1e-10)),
+    Case("Normalize-p3", lambda: nn.Normalize(3), normal((2, 4)),
+         lambda m, x: x / ((np.abs(x) ** 3).sum(-1, keepdims=True) + 1e-10) ** (1 / 3)),
+    Case("Normalize-inf", lambda: nn.Normalize(np.inf), normal((3, 4)),
+         lambda m, x: x / (np.abs(x).max(-1, keepdims=True) + 1e-10)),
+    Case("Mul", nn.Mul, normal((3, 4)), lambda m, x: P(m, "weight")[0] * x),
+    Case("Add", lambda: nn.Add(4), normal((3, 4)), lambda m, x: x + P(m, "bias")),
+    Case("Add-1example", lambda: nn.Add(6), normal((2, 3)),
+         lambda m, x: x + P(m, "bias").reshape(2, 3)),
+    Case("Add-scalar", lambda: nn.Add(1, scalar=True), normal((3, 4)),
+         lambda m, x: x + P(m, "bias")[0]),
+    Case("Bilinear", lambda: nn.Bilinear(3, 4, 2), normal((5, 3), (5, 4)),
+         lambda m, x: torch_fn("bilinear", x[0], x[1], P(m, "weight"), P(m, "bias"))),
+    Case("Bilinear-nobias", lambda: nn.Bilinear(3, 2, 4, bias=False), normal((2, 3), (2, 2)),
+         lambda m, x: torch_fn("bilinear", x[0], x[1], P(m, "weight"))),
 ]
 
 
@@ -317,6 +389,33 @@ def test_gradcheck_inputs_and_parameters(case: Case, device: str, rng: np.random
     assert result.ok
     n_params = len(list(module.named_parameters()))
     assert len(result.errors) >= n_params
+
+
+def test_print_clone_and_checkpoint_round_trip(case: Case, tmp_path: Any,
+                                               rng: np.random.Generator):
+    """Every case prints as Torch (``nn.<Name>``), clones to an equal but independent module, and
+    its parameters survive a checkpoint save/load into a freshly built module."""
+    from nngraph_py.checkpoint import load_checkpoint, save_checkpoint
+
+    module = case.make().double()
+    text = repr(module)
+    assert text.startswith("nn.") and type(module).__name__ in text.splitlines()[0]
+    x = case.inputs(rng)
+    expected = to_host(module.forward(to_dev(x, "cpu")))
+    twin = module.clone()
+    assert_close(twin.forward(to_dev(x, "cpu")), expected, "cpu", rtol=1e-12, atol=1e-12)
+    for (_, p), (_, q) in zip(module.named_parameters(), twin.named_parameters()):
+        assert p is not q
+    path = save_checkpoint(str(tmp_path / "m.npz"), module)
+    backend.manual_seed(99)  # a fresh module with other initial values
+    fresh = case.make().double()
+    load_checkpoint(path, fresh)
+    fresh.train = module.train
+    for m_old, m_new in zip(module.modules(), fresh.modules()):
+        m_new.train = m_old.train
+        for name in getattr(m_old, "_buffer_names", ()):
+            getattr(m_new, name)[...] = getattr(m_old, name)
+    assert_close(fresh.forward(to_dev(x, "cpu")), expected, "cpu", rtol=1e-12, atol=1e-12)
 
 
 def _exported_types() -> tuple[set[type], set[type]]:
