@@ -1,0 +1,144 @@
+"""Two real processes under ``mpiexec -n 2`` (loopback): equivalence, broadcast, refusals, failures.
+
+Each test launches ``tests/distributed/mpi_worker.py`` itself, with a timeout, and skips with the
+reason when mpi4py or ``mpiexec`` is missing (``pip install 'nngraph_py[distributed]'``). The
+checks that need two live processes run in one launch (``suite``), whose numbers the tests below
+read; each failure mode needs its own launch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+WORKER = Path(__file__).with_name("mpi_worker.py")
+LAUNCHER_VARIABLES = ("PMI_", "OMPI_", "PMIX_", "MV2_", "HYDRA_", "MPI_LOCAL", "NNGRAPH_DIST")
+
+
+def _mpiexec() -> str | None:
+    """The mpiexec beside this Python (the mpich wheel's), else the one on PATH."""
+    beside = Path(sys.executable).parent / "mpiexec"
+    return str(beside) if beside.exists() else shutil.which("mpiexec")
+
+
+def _skip_reason() -> str | None:
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return "mpi4py is not installed (pip install 'nngraph_py[distributed]')"
+    if _mpiexec() is None:
+        return "no mpiexec beside the Python or on PATH (pip install mpich)"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+
+
+def launch(scenario: str, out: Path, timeout: float) -> tuple[subprocess.CompletedProcess, float]:
+    """Run the worker's ``scenario`` on 2 processes; returns the result and the seconds taken."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LAUNCHER_VARIABLES)}
+    env["OMP_NUM_THREADS"] = "1"
+    start = time.monotonic()
+    try:
+        done = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(WORKER), scenario,
+                               str(out)], capture_output=True, text=True, timeout=timeout,
+                              env=env)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"mpiexec -n 2 {WORKER.name} {scenario} still ran after {timeout} s (a "
+                    f"hang): stdout {exc.stdout!r}, stderr {exc.stderr!r}")
+    return done, time.monotonic() - start
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("distributed")
+    done, _ = launch("suite", out, timeout=180)
+    assert done.returncode == 0, f"the suite failed:\n{done.stdout}\n{done.stderr}"
+    return json.loads((out / "suite.json").read_text())
+
+
+def test_world_of_two_processes(report: dict) -> None:
+    rank, size, is_root, text = report["world"]
+    assert (rank, size, is_root) == (0, 2, True)
+    assert report["ranks"] == [0, 1]
+    assert text == "World(rank=0, size=2, MPI)"
+
+
+def test_two_halves_equal_one_whole_batch(report: dict) -> None:
+    """After 4 steps, two processes each taking half of every batch hold the parameters (and
+    optimizer state) of one process taking the whole batch, to 1e-10 in float64; with batches of
+    7 and 9 the shards are uneven (4 + 3, 5 + 4), weighted by the share shard() recorded or by
+    step(batch_size=...); with clipping the global batch's gradient is clipped."""
+    runs = report["equivalence"]
+    assert len(runs) == 12
+    for key, run in runs.items():
+        assert run["moved"] > 1e-3, f"{key}: training did not move the parameters"
+        assert run["max_diff_vs_single"] < 1e-10, key
+        assert run["state_diff_vs_single"] < 1e-10, key
+        assert run["params_identical_across_ranks"], key
+        assert run["state_identical_across_ranks"], key
+    assert {"cpu/adam/B=7/shard", "cpu/sgd/B=7/explicit", "cpu/adam/B=8/plain",
+            "cpu/adam/B=9/explicit/clip", "strict/adam/B=7/shard"} <= set(runs)
+
+
+def test_broadcast_writes_into_existing_arrays_with_buffers(report: dict) -> None:
+    b = report["broadcast"]
+    assert b["identical"] and b["is_root_1"]  # root=1: rank 1's weights everywhere
+    assert b["same_arrays"] and b["optimizer_sees_it"]
+    assert b["buffer_names"] == ["RunningMean1.count", "RunningMean1.running_mean"]
+    assert b["running_mean"] == [2.5, 2.5]  # rank 1 set rank + 1.5
+    assert b["count"] == [20, 20]
+
+
+def test_optimizer_state_broadcast(report: dict) -> None:
+    s = report["optimizer_state"]
+    assert s["identical"] and s["t"] == [2, 2] and s["lr"] == [0.005, 0.005]
+
+
+def test_mismatched_models_refused_on_every_process(report: dict) -> None:
+    r = report["refusals"]
+    for case in ("shape", "count", "optimizer", "root"):
+        assert len(r[case]) == 2 and "no error" not in r[case], case
+    for message in r["shape"]:
+        assert "'LSTM1.layer1.i2h_input.weight' (5, 3) float64 on cpu on rank 0" in message
+        assert "(6, 3) float64 on cpu on rank 1" in message
+    for message in r["count"]:
+        assert "18 parameter arrays of 224 elements" in message
+        assert "34 parameter arrays of 464 elements" in message
+    for message in r["optimizer"]:
+        assert "SGD over 224 float64 parameters on cpu" in message
+        assert "SGD over 464 float64 parameters on cpu" in message
+    for message in r["root"]:
+        assert "different roots" in message
+
+
+def test_sampler_shards_cover_the_global_batches(report: dict) -> None:
+    s = report["sampler"]
+    assert s["union_is_global"] and s["global_is_permutation"] and s["iter_equals_batches"]
+    assert s["steps"] == [5, 5]
+    assert report["average"] == pytest.approx(2 / 3)
+    assert report["sum"] == [2, 1]
+
+
+@pytest.mark.parametrize("scenario, message", [
+    ("raise", "rank 1 of 2 stopped on an uncaught ValueError: a deliberate failure on rank 1; "
+              "aborting all 2 processes"),
+    ("exit", "rank 0 of 2 waited 3 s in allreduce of 1,000 float64 values for the other "
+             "processes"),
+    ("kill", "Killed (signal 9)"),
+])
+def test_a_failing_process_stops_the_job(scenario: str, message: str, tmp_path: Path) -> None:
+    """Rank 1 raises, exits early, or is killed while rank 0 waits in an allreduce: the job
+    ends with an error status and a message instead of hanging (worker timeout 3 s)."""
+    done, seconds = launch(scenario, tmp_path, timeout=90)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert message in output, output
+    assert "allreduce returned" not in output
+    assert seconds < 60, f"{scenario}: took {seconds:.0f} s"
