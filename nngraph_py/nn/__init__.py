@@ -11,7 +11,13 @@ from .dropout import Dropout
 from .embedding import LookupTable, OneHot
 from .identity import Identity
 from .linear import Linear
+from .reduction import Max, Mean, Min, Sum
 from .select import Select
+from .selection import (Bottle, Contiguous, Copy, Index, MaskedSelect, Padding, Replicate,
+                        Squeeze, Transpose, Unsqueeze)
+from .table_math import (MM, CAveTable, CMaxTable, CMinTable, CosineDistance, DotProduct,
+                         MixtureTable, PairwiseDistance)
+from .table_structure import CriterionTable, FlattenTable, MapTable
 from .transfer import (ELU, PReLU, ReLU6, Abs, Add, Bilinear, Clamp, Exp, GatedLinearUnit,
                        HardShrink, HardTanh, LeakyReLU, Log, LogSigmoid, Mul, Normalize, Power,
                        SoftMin, SoftPlus, SoftShrink, SoftSign, Sqrt, Square, Threshold)
@@ -34,4 +40,9 @@ __all__ = [
     "Abs", "Square", "Sqrt", "Power", "Exp", "Log", "Clamp", "HardTanh", "HardShrink",
     "SoftShrink", "SoftPlus", "SoftSign", "LogSigmoid", "SoftMin", "ELU", "LeakyReLU", "PReLU",
     "ReLU6", "Threshold", "GatedLinearUnit", "Normalize", "Mul", "Add", "Bilinear",
+    "Sum", "Mean", "Max", "Min",
+    "Replicate", "Transpose", "Squeeze", "Unsqueeze", "Padding", "Index", "MaskedSelect",
+    "Contiguous", "Copy", "Bottle",
+    "CMaxTable", "CMinTable", "CAveTable", "DotProduct", "CosineDistance", "PairwiseDistance",
+    "MM", "MixtureTable", "MapTable", "FlattenTable", "CriterionTable",
 ]

@@ -94,7 +94,7 @@ class LookupTable(Module):
     """
 
     input_kind = "array"
-    accepts_integer_input = True  # the dtype policy: indices are integers
+    integer_inputs = True  # the dtype policy: indices are integers
 
     def __init__(self, num_indices: int, num_features: int, padding_idx: int | None = None):
         super().__init__()
@@ -154,7 +154,7 @@ class OneHot(Module):
     """
 
     input_kind = "array"
-    accepts_integer_input = True
+    integer_inputs = True  # the dtype policy: indices are integers
 
     def __init__(self, num_classes: int):
         super().__init__()
