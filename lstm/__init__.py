@@ -8,19 +8,23 @@
 >>> LSTM(10, 20, 2)
 nn.LSTM(10 -> 20, layers=2)
 
-``cell.py`` holds the recipes (``lstm_cell``, ``rnn_cell``), ``model.py`` the stacked models over
-whole sequences (``LSTM``, ``RNN``), ``clones.py`` the per-step clones sharing parameters,
+``cell.py`` holds the recipes (``lstm_cell``, ``gru_cell``, ``rnn_cell``), ``model.py`` the stacked
+(and bidirectional) models over whole sequences (``LSTM``, ``GRU``, ``RNN``), ``recurrence.py``
+``Recurrence`` (any user cell run over time), ``fast.py`` the fused executors of the recipes, ``clones.py`` the per-step clones sharing parameters,
 ``tbptt.py`` truncated BPTT with a carried state, ``torch_compat.py`` PyTorch's weight layout.
 """
-from .cell import LSTM_GATES, lstm_cell, make_lstm_cell, make_rnn_cell, rnn_cell
+from .cell import (GRU_GATES, LSTM_GATES, gru_cell, lstm_cell, make_gru_cell, make_lstm_cell,
+                   make_rnn_cell, rnn_cell)
 from .clones import clone_many_times, clone_sharing
-from .model import LSTM, RNN, Recurrent
+from .model import GRU, LSTM, RNN, Recurrent
+from .recurrence import Recurrence
 from .tbptt import TruncatedBPTT
 from .torch_compat import load_torch_state_dict, to_torch_state_dict, torch_keys
 
 __all__ = [
-    "lstm_cell", "rnn_cell", "make_lstm_cell", "make_rnn_cell", "LSTM_GATES",
-    "LSTM", "RNN", "Recurrent", "TruncatedBPTT",
+    "lstm_cell", "rnn_cell", "gru_cell", "make_lstm_cell", "make_rnn_cell", "make_gru_cell",
+    "LSTM_GATES", "GRU_GATES",
+    "LSTM", "GRU", "RNN", "Recurrent", "Recurrence", "TruncatedBPTT",
     "clone_sharing", "clone_many_times",
     "to_torch_state_dict", "load_torch_state_dict", "torch_keys",
 ]

@@ -11,6 +11,14 @@ fused the four projections): every gate has its own input-to-hidden and hidden-t
     c' = f * c + i * g
     h' = o * tanh(c')
 
+``gru_cell`` is the gated recurrent unit with PyTorch ``nn.GRU``'s equations (the reset gate
+multiplies the *projected* state, as cuDNN does, not the state before its projection)::
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)        reset gate
+    z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)        update gate
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))     new state candidate
+    h' = (1 - z) * n + z * h                          written n + z * (h - n)
+
 ``rnn_cell`` is the plain recurrent cell ``h' = tanh(W_ih x + b_ih + W_hh h + b_hh)`` (or ReLU, as
 Keras' ``SimpleRNN(activation='relu')``). Both return nodes; ``make_lstm_cell`` and
 ``make_rnn_cell`` wrap them in a ``gModule`` with annotated input nodes.
@@ -26,12 +34,15 @@ from nngraph_py import nn
 from nngraph_py.errors import InputError
 from nngraph_py.graph.node import Node
 
-__all__ = ["lstm_cell", "rnn_cell", "make_lstm_cell", "make_rnn_cell", "LSTM_GATES",
-           "RNN_ACTIVATIONS"]
+__all__ = ["lstm_cell", "rnn_cell", "gru_cell", "make_lstm_cell", "make_rnn_cell",
+           "make_gru_cell", "LSTM_GATES", "GRU_GATES", "RNN_ACTIVATIONS"]
 
 #: The LSTM's gates in the order the recipe builds them; each owns ``i2h_<gate>`` and
 #: ``h2h_<gate>``. (PyTorch stacks them as i, f, g, o: see :mod:`lstm.torch_compat`.)
 LSTM_GATES = ("input", "forget", "output", "cell")
+
+#: The GRU's gates in PyTorch's order (r, z, n); each owns ``i2h_<gate>`` and ``h2h_<gate>``.
+GRU_GATES = ("reset", "update", "new")
 
 #: The activations :func:`rnn_cell` accepts and the module each one builds.
 RNN_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -143,6 +154,79 @@ def rnn_cell(x: Node, prev_h: Node, input_size: int, rnn_size: int, activation: 
     h2h = nn.Linear(rnn_size, rnn_size)(prev_h).annotate(name=prefix + "h2h")
     h_sum = nn.CAddTable()([i2h, h2h]).annotate(name=prefix + "h_sum")
     return RNN_ACTIVATIONS[activation]()(h_sum).annotate(name=prefix + "next_h")
+
+
+def gru_cell(x: Node, prev_h: Node, input_size: int, rnn_size: int, prefix: str = "") -> Node:
+    """One GRU step as graph nodes, with PyTorch ``nn.GRU``'s equations (see the module doc).
+
+    No Lua Torch original in nn/nngraph (Element-Research/rnn's ``nn.GRU`` gates the state before
+    its projection); the Linears are annotated ``i2h_reset``, ``h2h_reset``, ``i2h_update``,
+    ``h2h_update``, ``i2h_new``, ``h2h_new`` so that names and :mod:`lstm.torch_compat` read
+    like PyTorch's stacked ``(r, z, n)`` matrices.
+
+    Args:
+        x: node carrying the input ``x_t``.
+        prev_h: node carrying the previous hidden state ``h_{t-1}``.
+        input_size: features of ``x_t``.
+        rnn_size: features of the hidden state.
+        prefix: prepended to every node name (see :func:`lstm_cell`).
+
+    Returns:
+        The node of ``next_h``.
+
+    Shape:
+        ``x``: ``(batch, input_size)``; ``prev_h``, ``next_h``: ``(batch, rnn_size)``.
+
+    Example:
+        >>> from nngraph_py import nn
+        >>> x, prev_h = nn.Identity()(), nn.Identity()()
+        >>> cell = nn.gModule([x, prev_h], [gru_cell(x, prev_h, 3, 5)])
+        >>> sorted(name for name, _ in cell.named_parameters())[:2]
+        ['h2h_new.bias', 'h2h_new.weight']
+    """
+    _require_node(x, "x", "gru_cell")
+    _require_node(prev_h, "prev_h", "gru_cell")
+    _require_size(input_size, "input_size", "gru_cell")
+    _require_size(rnn_size, "rnn_size", "gru_cell")
+
+    def name(text: str) -> str:
+        return prefix + text
+
+    def projections(gate: str) -> tuple[Node, Node]:
+        i2h = nn.Linear(input_size, rnn_size)(x).annotate(name=name(f"i2h_{gate}"))
+        h2h = nn.Linear(rnn_size, rnn_size)(prev_h).annotate(name=name(f"h2h_{gate}"))
+        return i2h, h2h
+
+    def gate(which: str) -> Node:
+        total = nn.CAddTable()(list(projections(which))).annotate(name=name(f"{which}_sum"))
+        return nn.Sigmoid()(total).annotate(name=name(f"{which}_gate"))
+
+    reset = gate("reset")
+    update = gate("update")
+    i2h_new, h2h_new = projections("new")
+    # n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    gated = nn.CMulTable()([reset, h2h_new]).annotate(name=name("reset_h2h_new"))
+    new_sum = nn.CAddTable()([i2h_new, gated]).annotate(name=name("new_sum"))
+    new = nn.Tanh()(new_sum).annotate(name=name("new_gate"))
+    # h' = (1 - z) * n + z * h = n + z * (h - n)
+    diff = nn.CSubTable()([prev_h, new]).annotate(name=name("h_minus_new"))
+    keep = nn.CMulTable()([update, diff]).annotate(name=name("update_keep"))
+    return nn.CAddTable()([new, keep]).annotate(name=name("next_h"))
+
+
+def make_gru_cell(input_size: int, rnn_size: int) -> nn.gModule:
+    """The GRU step as a module: ``[x, prev_h] -> next_h`` (see :func:`gru_cell`).
+
+    Args:
+        input_size: features of ``x``.
+        rnn_size: features of the hidden state.
+
+    Returns:
+        A ``gModule`` whose input nodes are annotated ``x``, ``prev_h``.
+    """
+    x = nn.Identity()().annotate(name="x")
+    prev_h = nn.Identity()().annotate(name="prev_h")
+    return nn.gModule([x, prev_h], [gru_cell(x, prev_h, input_size, rnn_size)])
 
 
 def make_lstm_cell(input_size: int, rnn_size: int) -> nn.gModule:

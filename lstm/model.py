@@ -1,21 +1,32 @@
-"""Stacked recurrent layers run over whole sequences: :class:`LSTM` and :class:`RNN`.
+"""Stacked recurrent layers run over whole sequences: :class:`LSTM`, :class:`GRU` and :class:`RNN`.
 
-PyTorch's ``nn.LSTM`` / ``nn.RNN`` interface, built the Lua way: each layer is a recipe cell (a
-``gModule`` from :func:`~lstm.cell.lstm_cell` or :func:`~lstm.cell.rnn_cell`) that owns the
-parameters. Two executors run it over time:
+PyTorch's ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` interface, built the Lua way: each layer (and, with
+``bidirectional=True``, each direction of it) is a recipe cell (a ``gModule`` from
+:func:`~lstm.cell.lstm_cell`, :func:`~lstm.cell.gru_cell` or :func:`~lstm.cell.rnn_cell`) that owns
+the parameters. Two executors run a cell over time:
 
 * **node by node** - the cell graph unrolled by clones that share its parameters (char-rnn's
   ``clone_many_times``), every node's ``update_output``/``update_grad_input`` run as written.
   Clones are made lazily, up to the longest sequence seen, and reused. :class:`RNN` always runs
-  this way; :class:`LSTM` does with ``optimize=False`` (or ``lstm.optimize(False)``).
-* **fused** (:class:`LSTM`'s default) - the graph optimizer (:mod:`lstm.fast`) checks that each
-  cell is the recipe and runs the same arithmetic on the cells' own arrays with batched products
-  and static buffers; no clone is made. A cell that is not the recipe (a user-modified graph) is
-  run node by node, with a warning. Both give the same numbers within float tolerance (tested).
+  this way; :class:`LSTM` and :class:`GRU` do with ``optimize=False`` (or ``.optimize(False)``).
+* **fused** (:class:`LSTM`'s and :class:`GRU`'s default) - the graph optimizer (:mod:`lstm.fast`)
+  checks that each cell is the recipe and runs the same arithmetic on the cells' own arrays with
+  batched products and static buffers; no clone is made. A cell that is not the recipe (a
+  user-modified graph) is run node by node, with a warning. Both give the same numbers within
+  float tolerance (tested).
 
 The layers run one after the other over the whole sequence, as cuDNN does: layer ``k`` reads the
-outputs of layer ``k-1`` at every step, through dropout in training mode (not after the last
-layer, as PyTorch). Backward is backpropagation through time, top layer first, last step first.
+outputs of layer ``k-1`` (both directions, forward features first) at every step, through dropout
+in training mode (not after the last layer, as PyTorch). The backward direction of a layer is its
+cell run over the time-reversed sequence. Backward is backpropagation through time, top layer
+first, last step first.
+
+**Lengths.** ``forward(x, lengths=...)`` (or :meth:`Recurrent.set_lengths` when the model is a
+node of a graph) gives each sequence of the batch its length, with PyTorch's packed-sequence
+semantics: a cell's step ``t >= length`` keeps the state it had (``h_n``/``c_n`` are the state
+after the last valid step) and outputs zeros; no gradient flows from those steps; the backward
+direction starts at each sequence's last valid step (on the reversed sequence the padded steps
+come first, and the state stays the initial one through them).
 """
 from __future__ import annotations
 
@@ -23,16 +34,18 @@ import math
 import warnings
 from typing import Any
 
+import numpy
+
 from nngraph_py import backend, nn
 from nngraph_py.errors import GraphError, InputError, ShapeError, shape_str
 from nngraph_py.module import Array, Module
 from nngraph_py.nn.dropout import dropout_noise
 
-from .cell import RNN_ACTIVATIONS, make_lstm_cell, make_rnn_cell
+from .cell import RNN_ACTIVATIONS, make_gru_cell, make_lstm_cell, make_rnn_cell
 from .clones import clone_module, clone_sharing, share_parameters
-from .fast import FusedLSTM, RecipeMismatch
+from .fast import FusedGRULayer, FusedLSTMLayer, RecipeMismatch
 
-__all__ = ["Recurrent", "LSTM", "RNN"]
+__all__ = ["Recurrent", "LSTM", "GRU", "RNN", "lengths_mask"]
 
 
 def _convert_nested(value: Any, convert: Any) -> Any:
@@ -41,23 +54,56 @@ def _convert_nested(value: Any, convert: Any) -> Any:
     return convert(value)
 
 
+def lengths_mask(lengths: Any, batch: int, steps: int, device: str, who: str) -> Any:
+    """The ``(T, batch, 1)`` boolean mask of the valid steps for ``lengths``, or None when every
+    sequence has all ``T`` steps.
+
+    Args:
+        lengths: integers of shape ``(batch,)`` (an array of any backend, or a list).
+        batch, steps: the input's batch size and number of steps.
+        device: where the mask goes.
+        who: the module's description, for error messages.
+
+    Raises:
+        ShapeError, InputError: ``lengths`` is not ``(batch,)`` integers in ``[1, T]``.
+    """
+    host = backend.to_numpy(lengths) if backend.is_array(lengths) else numpy.asarray(lengths)
+    if host.dtype.kind not in "iu":
+        raise InputError(f"{who}: lengths must be integers of shape (batch,) = ({batch},), got "
+                         f"dtype {host.dtype}")
+    if host.shape != (batch,):
+        raise ShapeError(f"{who}: lengths must have shape (batch,) = ({batch},), got "
+                         f"{tuple(host.shape)}")
+    if host.min() < 1 or host.max() > steps:
+        raise InputError(f"{who}: lengths must lie in [1, T] = [1, {steps}], got min "
+                         f"{int(host.min())}, max {int(host.max())}")
+    if (host == steps).all():
+        return None
+    mask = numpy.arange(steps)[:, None] < host[None, :]
+    return backend.to_device(numpy.ascontiguousarray(mask[:, :, None]), device)
+
+
 class Recurrent(Module):
-    """Base of :class:`LSTM` and :class:`RNN`: stacking, the time loop, BPTT and the clones.
+    """Base of :class:`LSTM`, :class:`GRU`, :class:`RNN` and :class:`~lstm.Recurrence`: stacking,
+    directions, lengths, the time loop, BPTT and the clones.
 
     A subclass builds a layer's cell (:meth:`_make_cell`) and maps the carried state (``h`` first,
     PyTorch's order) onto the cell's inputs and outputs.
 
     Attributes:
-        cells: the prototype cell of each layer; it owns the parameters and never runs itself.
+        cells: the prototype cell of each layer and direction (layer 1 forward, layer 1 backward,
+            layer 2 forward...); each owns its parameters and never runs itself.
+        lengths: the lengths set by :meth:`set_lengths` (None: every sequence has all steps).
     """
 
     #: Names of the carried state arrays, in PyTorch's order.
     carried: tuple[str, ...] = ("h",)
     #: Caches dropped by ``clear_state`` and not copied by ``clone``.
-    _state_names = ("_cell_inputs", "_cell_grads", "_masks")
+    _state_names = ("_cell_inputs", "_cell_grads", "_masks", "_mask", "_fused")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0, batch_first: bool = True):
+                 dropout: float = 0.0, batch_first: bool = True, bidirectional: bool = False,
+                 optimize: bool = False):
         super().__init__()
         kind = type(self).__name__
         for value, what in ((input_size, "input_size"), (hidden_size, "hidden_size"),
@@ -71,21 +117,36 @@ class Recurrent(Module):
         if dropout > 0 and num_layers == 1:
             warnings.warn(f"{kind}: dropout acts between stacked layers, so dropout={dropout} has "
                           f"no effect with num_layers=1", stacklevel=2)
-        self.input_size = input_size
+        self.input_size: int | None = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.dropout = dropout
         self.batch_first = bool(batch_first)
-        self.cells: list[nn.gModule] = [
-            self._make_cell(input_size if k == 0 else hidden_size) for k in range(num_layers)
-        ]
-        self._clones: list[list[nn.gModule]] = [[] for _ in range(num_layers)]
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if bidirectional else 1
+        self.state_sizes = [hidden_size] * len(self.carried)
+        self.output_state = 0  # the carried state that is the per-step output
+        width = self.num_directions * hidden_size
+        self._cell_input_sizes = [input_size if k == 0 else width for k in range(num_layers)
+                                  for _ in range(self.num_directions)]
+        self.cells: list[nn.gModule] = [self._make_cell(n) for n in self._cell_input_sizes]
+        self._init_runtime(optimize)
+        self.reset()
+
+    def _init_runtime(self, optimize: bool) -> None:
+        self._clones: list[list[nn.gModule]] = [[] for _ in self.cells]
         self._clones_stale = False  # the prototypes' arrays were replaced; re-share on next use
         self._clones_train = self.train
-        self._cell_inputs: list[list[Any]] | None = None  # [layer][t] input given to the clone
-        self._cell_grads: list[list[Any]] | None = None   # [layer][t] its grad_output
-        self._masks: list[list[Array]] | None = None      # [layer][t] dropout after the layer
-        self.reset()
+        self._cell_inputs: list[list[Any]] | None = None  # [cell][t] input given to the clone
+        self._cell_grads: list[list[Any]] | None = None   # [cell][t] its grad_output
+        self._masks: list[Array | None] | None = None     # [layer] dropout after the layer
+        self._mask: Array | None = None                   # (T, B, 1) valid steps, last forward
+        self._fused: list[Any] | None = None              # one fused executor per cell
+        self._fused_ran = False
+        self._steps = 0
+        self.lengths: Any = None
+        self.optimized = bool(optimize)
+        self.kernels = "auto"
 
     # ----------------------------------------------------------------------------------------
     # What a subclass provides
@@ -94,22 +155,13 @@ class Recurrent(Module):
         """The prototype cell of a layer reading ``input_size`` features."""
         raise NotImplementedError
 
+    def _make_fused(self, cell: nn.gModule) -> Any:
+        """The fused executor of one cell (see :mod:`lstm.fast`); RecipeMismatch when none."""
+        raise RecipeMismatch(f"{type(self).__name__} has no fused executor")
+
     def _cell_input(self, x_t: Array, state: list[Array]) -> Any:
         """The cell's input for step input ``x_t`` and carried ``state`` (PyTorch order)."""
         raise NotImplementedError
-
-    def step_inputs(self, batch: int) -> list[Any]:
-        """Zero inputs of one time step for each layer's cell, in the cell's input order.
-
-        Layer 1 reads ``input_size`` features, the next layers ``hidden_size``; each carried
-        state is ``(batch, hidden_size)``. On the module's device and dtype. Used by
-        :func:`nngraph_py.inspect.summary` to show a cell's per-step shapes.
-        """
-        xp = backend.array_module(self.device)
-        zeros = [xp.zeros((batch, self.hidden_size), dtype=self.dtype) for _ in self.carried]
-        return [self._cell_input(xp.zeros((batch, self.input_size if k == 0 else
-                                           self.hidden_size), dtype=self.dtype), list(zeros))
-                for k in range(self.num_layers)]
 
     def _cell_state(self, cell_output: Any) -> list[Array]:
         """The carried state (PyTorch order) from the cell's output."""
@@ -130,6 +182,32 @@ class Recurrent(Module):
     def _unpack_output(self, output: list[Array]) -> tuple:
         """``forward``'s return value from ``self.output`` (``[outputs, h_n, ...]``)."""
         raise NotImplementedError
+
+    # ----------------------------------------------------------------------------------------
+    # Inspection
+    # ----------------------------------------------------------------------------------------
+    def step_inputs(self, batch: int) -> list[Any]:
+        """Zero inputs of one time step for each cell, in the cell's input order.
+
+        Layer 1 reads ``input_size`` features, the next layers ``num_directions * hidden_size``;
+        each carried state is ``(batch, size)``. On the module's device and dtype.
+        """
+        xp = backend.array_module(self.device)
+        out = []
+        for n in self._cell_input_sizes:
+            zeros = [xp.zeros((batch, size), dtype=self.dtype) for size in self.state_sizes]
+            out.append(self._cell_input(xp.zeros((batch, n), dtype=self.dtype), zeros))
+        return out
+
+    def summary_steps(self) -> list[tuple[Module, Any]]:
+        """``[(cell, step_input)]``: each prototype cell with zeros of one time step's input,
+        of the batch size of the last forward (1 before any), for
+        :func:`nngraph_py.inspect.summary` to show per-step shapes (the prototypes never run)."""
+        batch = 1
+        output = self.output
+        if isinstance(output, (list, tuple)) and output and getattr(output[0], "ndim", 0) == 3:
+            batch = int(output[0].shape[0] if self.batch_first else output[0].shape[1])
+        return list(zip(self.cells, self.step_inputs(batch)))
 
     # ----------------------------------------------------------------------------------------
     # Construction and the module tree
@@ -154,24 +232,78 @@ class Recurrent(Module):
         return list(self.cells)
 
     def named_children(self) -> list[tuple[str, Module]]:
-        """``layer1``, ``layer2``...: parameter names read ``layer1.i2h_forget.weight``."""
-        return [(f"layer{k + 1}", cell) for k, cell in enumerate(self.cells)]
+        """``layer1``, ``layer1_reverse``, ``layer2``...: parameter names read
+        ``layer1.i2h_forget.weight`` (PyTorch's ``_reverse`` suffix for the backward direction)."""
+        names = []
+        for k in range(self.num_layers):
+            names.append(f"layer{k + 1}")
+            if self.bidirectional:
+                names.append(f"layer{k + 1}_reverse")
+        return list(zip(names, self.cells))
 
     def zero_state(self, batch_size: int) -> Any:
         """A zero initial state for ``batch_size`` sequences (char-rnn's ``init_state``).
 
         Returns:
-            What ``forward``'s ``state`` takes: ``(h0, c0)`` for an LSTM, ``h0`` for an RNN, each
-            of shape ``(num_layers, batch_size, hidden_size)`` on the model's device and dtype.
+            What ``forward``'s ``state`` takes: ``(h0, c0)`` for an LSTM, ``h0`` for a GRU or an
+            RNN, each of shape ``(num_layers * num_directions, batch_size, hidden_size)`` on the
+            model's device and dtype.
         """
         xp = backend.array_module(self._device)
-        shape = (self.num_layers, int(batch_size), self.hidden_size)
-        zeros = [xp.zeros(shape, dtype=self._dtype) for _ in self.carried]
+        zeros = [xp.zeros((len(self.cells), int(batch_size), size), dtype=self._dtype)
+                 for size in self.state_sizes]
         return self._unpack_output([None] + zeros)[1]
 
     def num_clones(self) -> int:
-        """How many time steps are unrolled (clones per layer) so far."""
+        """How many time steps are unrolled (clones per cell) so far."""
         return len(self._clones[0])
+
+    def set_lengths(self, lengths: Any) -> "Recurrent":
+        """Give the sequences' lengths for the following forwards (None: all steps valid).
+
+        The way to pass lengths when the model is a node of a graph, whose ``forward`` takes the
+        graph's inputs only::
+
+            rnn.set_lengths(lengths)      # integers of shape (batch,), 1 <= length <= T
+            out = graph.forward(x)        # the node runs with them; backward uses them too
+            rnn.set_lengths(None)
+
+        ``forward(x, lengths=...)`` gives lengths for one call instead. Returns self.
+        """
+        self.lengths = lengths
+        return self
+
+    # ----------------------------------------------------------------------------------------
+    # The executors: fused or node by node, chosen per call
+    # ----------------------------------------------------------------------------------------
+    def optimize(self, enabled: bool = True, kernels: str = "auto") -> "Recurrent":
+        """Run the recipe cells with the graph optimizer's fused executors, or, with
+        ``enabled=False``, node by node through per-step clones of the cell graphs.
+
+        Both give the same numbers within float tolerance; the parameters, names and graphs are
+        the same (see :mod:`lstm.fast`). ``kernels`` picks an LSTM's per-step element-wise work:
+        ``"auto"`` (numba kernels on float32 NumPy arrays when numba is installed), ``"numpy"``
+        or ``"numba"`` (see :class:`lstm.fast.FusedLSTMLayer`). Returns self.
+        """
+        if kernels not in ("auto", "numpy", "numba"):
+            raise ValueError(f"kernels must be 'auto', 'numpy' or 'numba', got {kernels!r}")
+        self.optimized = bool(enabled)
+        self.kernels = kernels
+        self._fused = None
+        return self
+
+    def _use_fused(self) -> bool:
+        if not self.optimized:
+            return False
+        if self._fused is None:
+            try:
+                self._fused = [self._make_fused(cell) for cell in self.cells]
+            except RecipeMismatch as exc:  # a user-modified cell: run the graph as written
+                warnings.warn(f"{self.describe()}: cells are not the recipe ({exc}); running "
+                              f"them unoptimized", stacklevel=4)
+                self.optimized = False
+                return False
+        return True
 
     # ----------------------------------------------------------------------------------------
     # Clones: made lazily, kept in step with the prototypes
@@ -199,8 +331,9 @@ class Recurrent(Module):
     def _apply_extra(self, convert: Any) -> None:
         for name in self._state_names:
             value = getattr(self, name)
-            if value is not None:
+            if value is not None and name != "_fused":
                 setattr(self, name, _convert_nested(value, convert))
+        self._fused = None  # its buffers belong to the old device/dtype
         # ``convert`` is memoised: a clone's shared arrays become the prototype's new arrays.
         for clones in self._clones:
             for clone in clones:
@@ -234,9 +367,15 @@ class Recurrent(Module):
         return super()._accept_input(value, what)
 
     def _layout(self) -> str:
+        features = "features" if self.input_size is None else self.input_size
         if self.batch_first:
-            return f"(batch, T, {self.input_size}) (batch_first=True)"
-        return f"(T, batch, {self.input_size}) (batch_first=False)"
+            return f"(batch, T, {features}) (batch_first=True)"
+        return f"(T, batch, {features}) (batch_first=False)"
+
+    def _state_shape(self, k: int, batch: int) -> tuple[int, ...]:
+        """The shape of initial / final state ``k`` (``(num_layers * num_directions, batch,
+        size)``)."""
+        return (len(self.cells), batch, self.state_sizes[k])
 
     def _split_input(self, input: Any) -> tuple[Array, list[Array | None]]:
         n = len(self.carried)
@@ -258,29 +397,33 @@ class Recurrent(Module):
                 f"{shape_str(x)}" + (f"; for one sequence add a batch axis: "
                                      f"{'x[None]' if self.batch_first else 'x[:, None]'}"
                                      if x.ndim == 2 else ""))
-        if x.shape[2] != self.input_size:
+        if self.input_size is not None and x.shape[2] != self.input_size:
             raise ShapeError(
                 f"{self.describe()}: expected x with {self.input_size} features on its last axis "
                 f"{self._layout()}, got shape {shape_str(x)}")
         batch, steps = (x.shape[0], x.shape[1]) if self.batch_first else (x.shape[1], x.shape[0])
         if steps == 0:
             raise ShapeError(f"{self.describe()}: x has no time steps: shape {shape_str(x)}")
-        expected = (self.num_layers, batch, self.hidden_size)
-        for name, s in zip(names, states):
+        for k, (name, s) in enumerate(zip(names, states)):
             if s is None:
                 continue
+            expected = self._state_shape(k, batch)
             if not backend.is_array(s):
                 raise InputError(f"{self.describe()}: expected {name} to be an array of shape "
                                  f"{expected}, got {type(s).__name__}")
             if tuple(s.shape) != expected:
                 hint = ""
-                if s.ndim == 3 and s.shape[1] != batch:
-                    hint = (f"; its batch size {s.shape[1]} does not match the input's {batch} "
+                if s.ndim == len(expected) and s.shape[-2] != batch:
+                    hint = (f"; its batch size {s.shape[-2]} does not match the input's {batch} "
                             f"(a state carried over from another batch? reset it)")
                 raise ShapeError(
-                    f"{self.describe()}: expected {name} of shape (num_layers, batch, hidden_size)"
-                    f" = {expected}, got {shape_str(s)}{hint}")
+                    f"{self.describe()}: expected {name} of shape {self._state_doc()} = "
+                    f"{expected}, got {shape_str(s)}{hint}")
         return x, states
+
+    def _state_doc(self) -> str:
+        layers = "num_layers * 2" if self.bidirectional else "num_layers"
+        return f"({layers}, batch, hidden_size)"
 
     def _split_grad_output(self, grad_output: Any) -> tuple[Array | None, list[Array | None]]:
         n = len(self.carried)
@@ -305,103 +448,126 @@ class Recurrent(Module):
     # ----------------------------------------------------------------------------------------
     # Forward and backward through time
     # ----------------------------------------------------------------------------------------
-    def forward(self, input: Any, state: Any = None) -> tuple:
+    def forward(self, input: Any, state: Any = None, lengths: Any = None) -> tuple:
         """Run the whole sequence (PyTorch: ``output, state = lstm(x, state)``).
 
         A thin wrapper over ``Module.forward``, whose ``output`` is the list
         ``[outputs, h_n, ...]`` (so the model works as a graph node: ``.split(3)``).
 
         Args:
-            input: ``x``, or the list ``[x, h0, c0]`` (``[x, h0]`` for an RNN).
-            state: the initial state, ``(h0, c0)`` for an LSTM, ``h0`` for an RNN; None: zeros.
+            input: ``x``, or the list ``[x, h0, c0]`` (``[x, h0]`` for a GRU or an RNN).
+            state: the initial state, ``(h0, c0)`` for an LSTM, ``h0`` for a GRU or an RNN;
+                None: zeros.
+            lengths: integers of shape ``(batch,)``, each sequence's number of valid steps
+                (PyTorch's packed sequences, see the module doc); for this call only (see
+                :meth:`set_lengths`). None: the lengths set by :meth:`set_lengths`, if any.
 
         Returns:
-            ``(outputs, (h_n, c_n))`` for an LSTM, ``(outputs, h_n)`` for an RNN.
+            ``(outputs, (h_n, c_n))`` for an LSTM, ``(outputs, h_n)`` for a GRU or an RNN.
 
         Shape:
             ``x``: ``(batch, T, input_size)``, ``(T, batch, input_size)`` when not
-            ``batch_first``; ``outputs``: the same with ``hidden_size`` features (last layer, every
-            step); ``h0``, ``c0``, ``h_n``, ``c_n``: ``(num_layers, batch, hidden_size)``.
+            ``batch_first``; ``outputs``: the same with ``num_directions * hidden_size``
+            features (last layer, every step, forward direction first); ``h0``, ``c0``, ``h_n``,
+            ``c_n``: ``(num_layers * num_directions, batch, hidden_size)``.
         """
         if state is not None:
             if isinstance(input, (list, tuple)):
                 raise InputError(f"{self.describe()}: the initial state was given twice, in the "
                                  f"input list and as state=")
             input = [input] + self._pack_state(state)
-        return self._unpack_output(super().forward(input))
+        if lengths is None:
+            return self._unpack_output(super().forward(input))
+        saved, self.lengths = self.lengths, lengths
+        try:
+            return self._unpack_output(super().forward(input))
+        finally:
+            self.lengths = saved
 
     def update_output(self, input: Any) -> list[Array]:
         x, states0 = self._split_input(input)
         xp = backend.get_array_module(x)
         batch, steps = (x.shape[0], x.shape[1]) if self.batch_first else (x.shape[1], x.shape[0])
-        self._prepare_clones(steps)
-        zeros = xp.zeros((batch, self.hidden_size), dtype=x.dtype)
-        drop = self.train and self.dropout > 0
-        xs = [x[:, t] if self.batch_first else x[t] for t in range(steps)]
-        finals: list[list[Array]] = [[] for _ in self.carried]
-        cell_inputs, masks = [], []
-        for layer, clones in enumerate(self._clones):
-            state = [zeros if s0 is None else s0[layer] for s0 in states0]
-            inputs, hs = [], []
-            for t in range(steps):
-                cell_input = self._cell_input(xs[t], state)
-                state = self._cell_state(clones[t].update_output(cell_input))
-                inputs.append(cell_input)
-                hs.append(state[0])
-            for k, s in enumerate(state):
-                finals[k].append(s)
-            cell_inputs.append(inputs)
-            if drop and layer < self.num_layers - 1:
-                layer_masks = [dropout_noise(xp, (batch, self.hidden_size), self.dropout, x.dtype)
-                               for _ in range(steps)]
-                hs = [h * m for h, m in zip(hs, layer_masks)]
-                masks.append(layer_masks)
-            xs = hs
-        self._cell_inputs = cell_inputs
+        mask = None
+        if self.lengths is not None:
+            mask = lengths_mask(self.lengths, batch, steps, backend.device_of(x), self.describe())
+        fused = self._use_fused()
+        if not fused:
+            self._prepare_clones(steps)
+            self._cell_inputs = [None] * len(self.cells)
+        self._fused_ran = fused
         self._cell_grads = None
+        self._mask, self._steps = mask, steps
+        D, H = self.num_directions, self.hidden_size
+        drop = self.train and self.dropout > 0
+        inp = x.transpose(1, 0, 2) if self.batch_first else x  # time-major
+        finals: list[list[Array]] = [[] for _ in self.carried]
+        masks: list[Array | None] = []
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(D):
+                idx = layer * D + d
+                s0 = [None if s is None else s[idx] for s in states0]
+                if d == 0:
+                    out, fin = self._run_forward(idx, inp, s0, mask, fused)
+                else:
+                    out, fin = self._run_forward(idx, inp[::-1], s0,
+                                                 None if mask is None else mask[::-1], fused)
+                    out = out[::-1]
+                outs.append(out)
+                for k, s in enumerate(fin):
+                    finals[k].append(s)
+            inp = outs[0] if D == 1 else xp.concatenate(outs, axis=2)
+            if drop and layer < self.num_layers - 1:
+                noise = dropout_noise(xp, (steps, batch, D * H), self.dropout, x.dtype)
+                inp = inp * noise
+                masks.append(noise)
+            else:
+                masks.append(None)
         self._masks = masks if drop else None
-        outputs = xp.stack(xs, axis=1 if self.batch_first else 0)
+        # A copy of its own for the caller: the fused executors reuse their buffers.
+        outputs = xp.array(inp.transpose(1, 0, 2) if self.batch_first else inp, order="C")
         self.output = [outputs] + [xp.stack(f, axis=0) for f in finals]
         return self.output
 
     def update_grad_input(self, input: Any, grad_output: Any) -> Any:
-        if self._cell_inputs is None:
+        if self._cell_inputs is None and not self._fused_ran:
             raise GraphError(f"{self.describe()}: backward called before forward: call "
                              f"forward(input) first")
         x, _ = self._split_input(input)
         g_out, g_states = self._split_grad_output(grad_output)
-        self._sync_clones()
+        if not self._fused_ran:
+            self._sync_clones()
         xp = backend.get_array_module(x)
-        steps = len(self._cell_inputs[0])
-        zeros = xp.zeros((x.shape[0] if self.batch_first else x.shape[1], self.hidden_size),
-                         dtype=x.dtype)
-        if g_out is None:
-            g_layer = [None] * steps
-        else:
-            g_layer = [g_out[:, t] if self.batch_first else g_out[t] for t in range(steps)]
-        cell_grads: list[list[Any]] = [[] for _ in range(self.num_layers)]
-        grad_states0: list[list[Array]] = [[] for _ in range(self.num_layers)]
+        D, H = self.num_directions, self.hidden_size
+        mask = self._mask
+        g = None
+        if g_out is not None:
+            g = g_out.transpose(1, 0, 2) if self.batch_first else g_out
+        n_cells = len(self.cells)
+        grad_states0: list[list[Array | None]] = [[None] * n_cells for _ in self.carried]
+        self._cell_grads = [None] * n_cells
         for layer in range(self.num_layers - 1, -1, -1):
-            clones, inputs = self._clones[layer], self._cell_inputs[layer]
-            g_state = [zeros if g is None else g[layer] for g in g_states]
-            grads, g_xs = [None] * steps, [None] * steps
-            for t in range(steps - 1, -1, -1):
-                if g_layer[t] is not None:
-                    g_state[0] = g_state[0] + g_layer[t]
-                grads[t] = self._cell_grad_output(g_state)
-                g_xs[t], g_state = self._cell_grad_input(
-                    clones[t].update_grad_input(inputs[t], grads[t]))
-            cell_grads[layer] = grads
-            grad_states0[layer] = g_state
-            if layer > 0 and self._masks is not None:
-                g_xs = [g * m for g, m in zip(g_xs, self._masks[layer - 1])]
-            g_layer = g_xs
-        self._cell_grads = cell_grads
-        grad_x = xp.stack(g_layer, axis=1 if self.batch_first else 0)
+            g_in = None
+            for d in range(D):
+                idx = layer * D + d
+                g_d = None if g is None else (g if D == 1 else g[:, :, d * H:(d + 1) * H])
+                g_fin = [None if gs is None else gs[idx] for gs in g_states]
+                if d == 0:
+                    gx, g0 = self._run_backward(idx, g_d, g_fin, mask)
+                else:
+                    gx, g0 = self._run_backward(idx, None if g_d is None else g_d[::-1], g_fin,
+                                                None if mask is None else mask[::-1])
+                    gx = gx[::-1]
+                g_in = gx if g_in is None else g_in + gx
+                for k, s in enumerate(g0):
+                    grad_states0[k][idx] = s
+            if layer > 0 and self._masks is not None and self._masks[layer - 1] is not None:
+                g_in = g_in * self._masks[layer - 1]
+            g = g_in
+        grad_x = xp.array(g.transpose(1, 0, 2) if self.batch_first else g, order="C")
         if isinstance(input, (list, tuple)):
-            self.grad_input = [grad_x] + [
-                xp.stack([gs[k] for gs in grad_states0], axis=0) for k in range(len(self.carried))
-            ]
+            self.grad_input = [grad_x] + [xp.stack(gs, axis=0) for gs in grad_states0]
         else:
             self.grad_input = grad_x
         return self.grad_input
@@ -410,16 +576,82 @@ class Recurrent(Module):
         if self._cell_grads is None:
             raise GraphError(f"{self.describe()}: acc_grad_parameters called before "
                              f"update_grad_input")
+        if self._fused_ran:
+            for runner in self._fused:
+                runner.acc_grad_parameters(scale)
+            return
         self._sync_clones()
         for clones, inputs, grads in zip(self._clones, self._cell_inputs, self._cell_grads):
             for clone, cell_input, grad in zip(clones, inputs, grads):
                 clone.acc_grad_parameters(cell_input, grad, scale)
 
     # ----------------------------------------------------------------------------------------
+    # One cell over the time-major sequence, in its own direction
+    # ----------------------------------------------------------------------------------------
+    def _run_forward(self, idx: int, x: Array, state0: list[Array | None], mask: Array | None,
+                     fused: bool) -> tuple[Array, list[Array]]:
+        """Cell ``idx`` over ``x`` ``(T, B, in)``: ``(outputs (T, B, size), final states)``;
+        outputs are zeros and the state is kept where ``mask`` ``(T, B, 1)`` is False."""
+        if fused:
+            return self._fused[idx].forward(x, state0, mask)
+        xp = backend.get_array_module(x)
+        steps, batch = int(x.shape[0]), int(x.shape[1])
+        state = [xp.zeros((batch, size), dtype=x.dtype) if s is None else s
+                 for s, size in zip(state0, self.state_sizes)]
+        clones, o = self._clones[idx], self.output_state
+        inputs, outs = [], []
+        for t in range(steps):
+            cell_input = self._cell_input(x[t], state)
+            new = self._cell_state(clones[t].update_output(cell_input))
+            inputs.append(cell_input)
+            if mask is None:
+                state = new
+                outs.append(new[o])
+            else:
+                m = mask[t]
+                state = [xp.where(m, a, b) for a, b in zip(new, state)]
+                outs.append(xp.where(m, new[o], 0))
+        self._cell_inputs[idx] = inputs
+        return xp.stack(outs, axis=0), state
+
+    def _run_backward(self, idx: int, g_out: Array | None, g_final: list[Array | None],
+                      mask: Array | None) -> tuple[Array, list[Array]]:
+        """BPTT through the last :meth:`_run_forward` of cell ``idx``: ``(grad_x (T, B, in),
+        grad of the initial states)``; the cell's grad_outputs are kept for the parameters."""
+        if self._fused_ran:
+            self._cell_grads[idx] = True
+            return self._fused[idx].backward(g_out, g_final)
+        clones, inputs, o = self._clones[idx], self._cell_inputs[idx], self.output_state
+        steps = len(inputs)
+        sample = inputs[0][0] if isinstance(inputs[0], (list, tuple)) else inputs[0]
+        xp = backend.get_array_module(sample)
+        batch = int(sample.shape[0])
+        g_state = [xp.zeros((batch, size), dtype=sample.dtype) if g is None else g
+                   for g, size in zip(g_final, self.state_sizes)]
+        grads, g_xs = [None] * steps, [None] * steps
+        for t in range(steps - 1, -1, -1):
+            keep = None
+            if mask is not None:  # a padded step passes the state's gradient through
+                m = mask[t]
+                keep = [xp.where(m, 0, g) for g in g_state]
+                g_state = [xp.where(m, g, 0) for g in g_state]
+            if g_out is not None:
+                g_state[o] = g_state[o] + (g_out[t] if mask is None else xp.where(m, g_out[t], 0))
+            grads[t] = self._cell_grad_output(g_state)
+            g_xs[t], g_state = self._cell_grad_input(
+                clones[t].update_grad_input(inputs[t], grads[t]))
+            if keep is not None:
+                g_state = [a + b for a, b in zip(g_state, keep)]
+        self._cell_grads[idx] = grads
+        return xp.stack(g_xs, axis=0), g_state
+
+    # ----------------------------------------------------------------------------------------
     # Printing
     # ----------------------------------------------------------------------------------------
     def extra_repr(self) -> str:
         text = f"{self.input_size} -> {self.hidden_size}, layers={self.num_layers}"
+        if self.bidirectional:
+            text += ", bidirectional"
         if self.dropout:
             text += f", dropout={self.dropout:g}"
         if not self.batch_first:
@@ -430,11 +662,13 @@ class Recurrent(Module):
 class LSTM(Recurrent):
     """A stacked LSTM over whole sequences (PyTorch: ``nn.LSTM``), built of recipe cells.
 
-    Each layer is a :func:`~lstm.cell.lstm_cell` ``gModule`` (named ``layer1``, ``layer2``...);
-    ``parameters()`` lists each weight once (``layer1.i2h_forget.weight``...). By default the
-    cells run through the graph optimizer's fused executor (:class:`lstm.fast.FusedLSTM`, with
-    numba step kernels for float32 NumPy arrays when numba is installed); ``optimize=False``
-    runs them node by node through per-step clones sharing the parameters, as char-rnn does.
+    Each layer is a :func:`~lstm.cell.lstm_cell` ``gModule`` (named ``layer1``, ``layer2``...;
+    ``layer1_reverse``... for the backward direction); ``parameters()`` lists each weight once
+    (``layer1.i2h_forget.weight``...). By default the cells run through the graph optimizer's
+    fused executor (:class:`lstm.fast.FusedLSTMLayer`, with numba step kernels for float32 NumPy
+    arrays when numba is installed); ``optimize=False`` runs them node by node through per-step
+    clones sharing the parameters, as char-rnn does. (Lua: char-rnn's ``model/LSTM.lua``, unrolled
+    by ``clone_many_times``; Element-Research/rnn's ``nn.SeqLSTM``.)
 
     Args:
         input_size: features of the input at each step.
@@ -442,13 +676,16 @@ class LSTM(Recurrent):
         num_layers: stacked layers (layer ``k`` reads the outputs of layer ``k-1``).
         dropout: dropout probability on the outputs of every layer but the last, in training mode.
         batch_first: input and outputs are ``(batch, T, features)``; else ``(T, batch, features)``.
+        bidirectional: each layer also runs a second cell over the reversed sequence; PyTorch's
+            layout (outputs ``2 * hidden_size`` features, forward first).
         optimize: run the fused executor (default) or, when False, the per-step clones.
 
     Shape:
         input ``x`` ``(batch, T, input_size)`` (``(T, batch, input_size)`` when not batch_first),
-        or the list ``[x, h0, c0]``; ``output`` is the list ``[outputs, h_n, c_n]``:
-        ``outputs`` ``(batch, T, hidden_size)``, ``h_n``, ``c_n`` ``(num_layers, batch,
-        hidden_size)``. ``forward(x, state=None)`` returns ``(outputs, (h_n, c_n))``.
+        or the list ``[x, h0, c0]``; ``output`` is the list ``[outputs, h_n, c_n]`` (as a graph
+        node: ``.split(3)``): ``outputs`` ``(batch, T, D * hidden_size)``, ``h_n``, ``c_n``
+        ``(num_layers * D, batch, hidden_size)``, ``D = 2`` when bidirectional.
+        ``forward(x, state=None, lengths=None)`` returns ``(outputs, (h_n, c_n))``.
 
     Example:
         >>> import numpy
@@ -460,87 +697,21 @@ class LSTM(Recurrent):
     """
 
     carried = ("h", "c")
-    _state_names = Recurrent._state_names + ("_fused",)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0, batch_first: bool = True, optimize: bool = True):
-        self._fused: FusedLSTM | None = None
-        self._fused_ran = False
-        self.optimized = bool(optimize)
-        self.kernels = "auto"
-        super().__init__(input_size, hidden_size, num_layers, dropout, batch_first)
-
-    def optimize(self, enabled: bool = True, kernels: str = "auto") -> "LSTM":
-        """Run the recipe cells with the graph optimizer's fused kernels (the default), or, with
-        ``enabled=False``, node by node through per-step clones of the cell graphs.
-
-        Both give the same numbers within float tolerance; the parameters, names and graphs are
-        the same (see :mod:`lstm.fast`). ``kernels`` picks the per-step element-wise work:
-        ``"auto"`` (numba kernels on float32 NumPy arrays when numba is installed), ``"numpy"``
-        or ``"numba"`` (see :class:`lstm.fast.FusedLSTM`). Returns self.
-        """
-        if kernels not in ("auto", "numpy", "numba"):
-            raise ValueError(f"kernels must be 'auto', 'numpy' or 'numba', got {kernels!r}")
-        self.optimized = bool(enabled)
-        self.kernels = kernels
-        self._fused = None
-        return self
-
-    def _use_fused(self) -> bool:
-        if not self.optimized:
-            return False
-        if self._fused is None:
-            try:
-                self._fused = FusedLSTM(self.cells, self.dropout, kernels=self.kernels)
-            except RecipeMismatch as exc:  # a user-modified cell: run the graph as written
-                warnings.warn(f"{self.describe()}: cells are not the LSTM recipe ({exc}); running "
-                              f"them unoptimized", stacklevel=3)
-                self.optimized = False
-                return False
-        return True
-
-    def _apply_extra(self, convert: Any) -> None:
-        super()._apply_extra(convert)
-        self._fused = None  # its buffers belong to the old device/dtype
-
-    def update_output(self, input: Any) -> list[Array]:
-        if not self._use_fused():
-            self._fused_ran = False
-            return super().update_output(input)
-        x, (h0, c0) = self._split_input(input)
-        xp = backend.get_array_module(x)
-        x_tm = xp.ascontiguousarray(x.transpose(1, 0, 2)) if self.batch_first else x
-        out, h_n, c_n = self._fused.forward(x_tm, h0, c0, train=self.train)
-        # The fused executor reuses its buffers: hand the caller arrays of its own.
-        outputs = xp.ascontiguousarray(out.transpose(1, 0, 2)) if self.batch_first else out.copy()
-        self._fused_ran = True
-        self._cell_inputs = self._cell_grads = None
-        self.output = [outputs, h_n, c_n]
-        return self.output
-
-    def update_grad_input(self, input: Any, grad_output: Any) -> Any:
-        if not self._fused_ran:
-            return super().update_grad_input(input, grad_output)
-        x, _ = self._split_input(input)
-        g_out, (g_h, g_c) = self._split_grad_output(grad_output)
-        xp = backend.get_array_module(x)
-        if g_out is not None and self.batch_first:
-            g_out = xp.ascontiguousarray(g_out.transpose(1, 0, 2))
-        gx, gh0, gc0 = self._fused.backward(g_out, g_h, g_c)
-        grad_x = xp.ascontiguousarray(gx.transpose(1, 0, 2)) if self.batch_first else gx.copy()
-        self.grad_input = [grad_x, gh0, gc0] if isinstance(input, (list, tuple)) else grad_x
-        return self.grad_input
-
-    def acc_grad_parameters(self, input: Any, grad_output: Any, scale: float = 1.0) -> None:
-        if not self._fused_ran:
-            return super().acc_grad_parameters(input, grad_output, scale)
-        self._fused.acc_grad_parameters(scale)
+                 dropout: float = 0.0, batch_first: bool = True, bidirectional: bool = False,
+                 optimize: bool = True):
+        super().__init__(input_size, hidden_size, num_layers, dropout, batch_first,
+                         bidirectional, optimize)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.optimized else ", optimize=False")
 
     def _make_cell(self, input_size: int) -> nn.gModule:
         return make_lstm_cell(input_size, self.hidden_size)
+
+    def _make_fused(self, cell: nn.gModule) -> Any:
+        return FusedLSTMLayer(cell, kernels=self.kernels)
 
     def _cell_input(self, x_t: Array, state: list[Array]) -> list[Array]:
         h, c = state
@@ -569,42 +740,10 @@ class LSTM(Recurrent):
         return outputs, (h_n, c_n)
 
 
-class RNN(Recurrent):
-    """A stacked plain (Elman) RNN over whole sequences (PyTorch: ``nn.RNN``; Keras:
-    ``SimpleRNN``), built of :func:`~lstm.cell.rnn_cell` graphs.
-
-    Args:
-        input_size: features of the input at each step.
-        hidden_size: features of ``h``.
-        num_layers: stacked layers.
-        dropout: dropout probability between layers, in training mode.
-        batch_first: ``(batch, T, features)`` layout; else ``(T, batch, features)``.
-        nonlinearity: ``"tanh"`` or ``"relu"``.
-
-    Shape:
-        as :class:`LSTM` without ``c``: input ``x`` or ``[x, h0]``, output ``[outputs, h_n]``;
-        ``forward(x, state=None)`` returns ``(outputs, h_n)``.
-
-    Example:
-        >>> import numpy
-        >>> rnn = RNN(1, 8, nonlinearity="relu")
-        >>> outputs, h_n = rnn.forward(numpy.zeros((4, 60, 1), "float32"))
-        >>> h_n.shape
-        (1, 4, 8)
-    """
+class _OneState(Recurrent):
+    """A recurrent layer whose cell carries ``h`` alone: ``[x, prev_h] -> next_h``."""
 
     carried = ("h",)
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0, batch_first: bool = True, nonlinearity: str = "tanh"):
-        if nonlinearity not in RNN_ACTIVATIONS:
-            raise ValueError(f"RNN: nonlinearity must be one of {sorted(RNN_ACTIVATIONS)}, got "
-                             f"{nonlinearity!r}")
-        self.nonlinearity = nonlinearity  # read by _make_cell during Recurrent.__init__
-        super().__init__(input_size, hidden_size, num_layers, dropout, batch_first)
-
-    def _make_cell(self, input_size: int) -> nn.gModule:
-        return make_rnn_cell(input_size, self.hidden_size, self.nonlinearity)
 
     def _cell_input(self, x_t: Array, state: list[Array]) -> list[Array]:
         return [x_t, state[0]]
@@ -629,6 +768,91 @@ class RNN(Recurrent):
     def _unpack_output(self, output: list[Array]) -> tuple:
         outputs, h_n = output
         return outputs, h_n
+
+
+class GRU(_OneState):
+    """A stacked GRU over whole sequences with PyTorch ``nn.GRU``'s equations, built of
+    :func:`~lstm.cell.gru_cell` graphs (Lua: Element-Research/rnn's ``nn.GRU``, whose reset
+    gate acts before the projection; here after it, as PyTorch and cuDNN).
+
+    By default the cells run through the fused executor (:class:`lstm.fast.FusedGRULayer`);
+    ``optimize=False`` runs them node by node through per-step clones.
+
+    Args:
+        input_size: features of the input at each step.
+        hidden_size: features of ``h``.
+        num_layers: stacked layers.
+        dropout: dropout probability between layers, in training mode.
+        batch_first: ``(batch, T, features)`` layout; else ``(T, batch, features)``.
+        bidirectional: a second cell per layer over the reversed sequence (PyTorch's layout).
+        optimize: run the fused executor (default) or, when False, the per-step clones.
+
+    Shape:
+        as :class:`LSTM` without ``c``: input ``x`` or ``[x, h0]``, output ``[outputs, h_n]``
+        (as a graph node: ``.split(2)``); ``forward(x, state=None, lengths=None)`` returns
+        ``(outputs, h_n)``.
+
+    Example:
+        >>> import numpy
+        >>> gru = GRU(3, 8, bidirectional=True)
+        >>> outputs, h_n = gru.forward(numpy.zeros((4, 6, 3), "float32"), lengths=[6, 2, 5, 1])
+        >>> outputs.shape, h_n.shape
+        ((4, 6, 16), (2, 4, 8))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 dropout: float = 0.0, batch_first: bool = True, bidirectional: bool = False,
+                 optimize: bool = True):
+        super().__init__(input_size, hidden_size, num_layers, dropout, batch_first,
+                         bidirectional, optimize)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.optimized else ", optimize=False")
+
+    def _make_cell(self, input_size: int) -> nn.gModule:
+        return make_gru_cell(input_size, self.hidden_size)
+
+    def _make_fused(self, cell: nn.gModule) -> Any:
+        return FusedGRULayer(cell)
+
+
+class RNN(_OneState):
+    """A stacked plain (Elman) RNN over whole sequences (PyTorch: ``nn.RNN``; Keras:
+    ``SimpleRNN``), built of :func:`~lstm.cell.rnn_cell` graphs, run node by node.
+
+    Args:
+        input_size: features of the input at each step.
+        hidden_size: features of ``h``.
+        num_layers: stacked layers.
+        dropout: dropout probability between layers, in training mode.
+        batch_first: ``(batch, T, features)`` layout; else ``(T, batch, features)``.
+        nonlinearity: ``"tanh"`` or ``"relu"``.
+        bidirectional: a second cell per layer over the reversed sequence (PyTorch's layout).
+
+    Shape:
+        as :class:`GRU`: input ``x`` or ``[x, h0]``, output ``[outputs, h_n]``;
+        ``forward(x, state=None, lengths=None)`` returns ``(outputs, h_n)``.
+
+    Example:
+        >>> import numpy
+        >>> rnn = RNN(1, 8, nonlinearity="relu")
+        >>> outputs, h_n = rnn.forward(numpy.zeros((4, 60, 1), "float32"))
+        >>> h_n.shape
+        (1, 4, 8)
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 dropout: float = 0.0, batch_first: bool = True, nonlinearity: str = "tanh",
+                 bidirectional: bool = False):
+        if nonlinearity not in RNN_ACTIVATIONS:
+            raise ValueError(f"RNN: nonlinearity must be one of {sorted(RNN_ACTIVATIONS)}, got "
+                             f"{nonlinearity!r}")
+        self.nonlinearity = nonlinearity  # read by _make_cell during Recurrent.__init__
+        super().__init__(input_size, hidden_size, num_layers, dropout, batch_first,
+                         bidirectional, optimize=False)
+
+    def _make_cell(self, input_size: int) -> nn.gModule:
+        return make_rnn_cell(input_size, self.hidden_size, self.nonlinearity)
 
     def extra_repr(self) -> str:
         text = super().extra_repr()

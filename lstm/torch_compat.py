@@ -1,4 +1,4 @@
-"""Weights in PyTorch's layout: ``nn.LSTM`` / ``nn.RNN`` state dicts to and from our models.
+"""Weights in PyTorch's layout: ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` state dicts to and from ours.
 
 PyTorch stacks the gates of layer ``k`` in one matrix, in the order i, f, g, o; our recipe keeps
 one ``Linear`` per gate and side::
@@ -8,8 +8,10 @@ one ``Linear`` per gate and side::
     bias_ih_l{k}    (4H,)     = the i2h biases, same order
     bias_hh_l{k}    (4H,)     = the h2h biases, same order
 
-An ``RNN`` has a single block per side (``i2h``, ``h2h``). Our ``layer{k+1}`` is PyTorch's
-``l{k}``. Both sides keep two biases, so the match is exact.
+A ``GRU`` stacks ``[*_reset; *_update; *_new]`` (PyTorch's r, z, n) in ``(3H, ...)`` matrices; an
+``RNN`` has a single block per side (``i2h``, ``h2h``). Our ``layer{k+1}`` is PyTorch's ``l{k}``
+and ``layer{k+1}_reverse`` (the backward direction of a bidirectional model) its ``l{k}_reverse``.
+Both sides keep two biases, so the match is exact.
 
 This module works on NumPy host arrays and never imports torch; convert at the boundary::
 
@@ -26,7 +28,8 @@ import numpy
 from nngraph_py import backend
 from nngraph_py.errors import ShapeError
 
-from .model import LSTM, RNN, Recurrent
+from .cell import GRU_GATES
+from .model import GRU, LSTM, RNN, Recurrent
 
 __all__ = ["TORCH_GATE_ORDER", "torch_keys", "to_torch_state_dict", "load_torch_state_dict"]
 
@@ -39,18 +42,22 @@ def _blocks(model: Recurrent, side: str) -> list[str]:
     prefix = "i2h" if side == "ih" else "h2h"
     if isinstance(model, LSTM):
         return [f"{prefix}_{gate}" for gate in TORCH_GATE_ORDER]
+    if isinstance(model, GRU):
+        return [f"{prefix}_{gate}" for gate in GRU_GATES]
     if isinstance(model, RNN):
         return [prefix]
-    raise TypeError(f"expected an lstm.LSTM or lstm.RNN, got {type(model).__name__}")
+    raise TypeError(f"expected an lstm.LSTM, lstm.GRU or lstm.RNN, got {type(model).__name__}")
 
 
 def _entries(model: Recurrent) -> list[tuple[str, int, str, str]]:
-    """``(torch key, layer index, side, our attribute)`` in PyTorch's state-dict order."""
+    """``(torch key, cell index, side, our attribute)`` in PyTorch's state-dict order."""
     out = []
+    suffixes = ("", "_reverse") if model.bidirectional else ("",)
     for k in range(model.num_layers):
-        for attr in ("weight", "bias"):
-            for side in ("ih", "hh"):
-                out.append((f"{attr}_{side}_l{k}", k, side, attr))
+        for d, suffix in enumerate(suffixes):
+            for attr in ("weight", "bias"):
+                for side in ("ih", "hh"):
+                    out.append((f"{attr}_{side}_l{k}{suffix}", k * len(suffixes) + d, side, attr))
     return out
 
 
@@ -58,20 +65,21 @@ def torch_keys(model: Recurrent) -> list[str]:
     """The keys of the PyTorch state dict of ``model``, in PyTorch's order.
 
     Args:
-        model: an :class:`~lstm.LSTM` or :class:`~lstm.RNN`.
+        model: an :class:`~lstm.LSTM`, :class:`~lstm.GRU` or :class:`~lstm.RNN`.
 
     Returns:
-        ``["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", ...]``.
+        ``["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", ...]`` (then the
+        ``..._l0_reverse`` keys when bidirectional).
     """
     _blocks(model, "ih")
     return [key for key, _, _, _ in _entries(model)]
 
 
 def to_torch_state_dict(model: Recurrent, gradients: bool = False) -> dict[str, numpy.ndarray]:
-    """The model's weights (or their gradients) as PyTorch's ``nn.LSTM`` / ``nn.RNN`` state dict.
+    """The model's weights (or their gradients) as PyTorch's ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` state dict.
 
     Args:
-        model: an :class:`~lstm.LSTM` or :class:`~lstm.RNN`.
+        model: an :class:`~lstm.LSTM`, :class:`~lstm.GRU` or :class:`~lstm.RNN`.
         gradients: return the parameter gradients, in the same layout, instead of the weights
             (to compare with ``param.grad`` of the PyTorch module).
 
@@ -89,10 +97,10 @@ def to_torch_state_dict(model: Recurrent, gradients: bool = False) -> dict[str, 
 
 def load_torch_state_dict(model: Recurrent, state_dict: Mapping[str, Any],
                           strict: bool = True) -> Recurrent:
-    """Copy PyTorch ``nn.LSTM`` / ``nn.RNN`` weights into ``model`` (in place, clones included).
+    """Copy PyTorch ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` weights into ``model`` (in place, clones included).
 
     Args:
-        model: an :class:`~lstm.LSTM` or :class:`~lstm.RNN` of the same sizes.
+        model: an :class:`~lstm.LSTM`, :class:`~lstm.GRU` or :class:`~lstm.RNN` of the same sizes.
         state_dict: ``{torch key: host array}`` (NumPy, or anything ``numpy.asarray`` reads).
         strict: refuse keys the model does not have (PyTorch's ``strict``); missing keys are
             always refused.

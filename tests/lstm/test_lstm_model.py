@@ -87,7 +87,7 @@ def test_lstm_gradcheck_with_dropout_masks(rng: numpy.random.Generator, optimize
     x = rng.standard_normal((2, 3, 2))
     assert gradcheck(model, x).ok
     model.forward(x)
-    masks = model._fused._masks if optimize else model._masks
+    masks = model._masks
     # Between layers, not after the last.
     assert masks is not None and len([m for m in masks if m is not None]) == 2
 
