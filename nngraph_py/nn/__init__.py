@@ -5,6 +5,10 @@ from ..module import Module
 from .activation import LogSoftMax, ReLU, Sigmoid, SoftMax, Tanh
 from .constant import AddConstant, MulConstant
 from .container import ConcatTable, Container, ParallelTable, Sequential
+from .criteria import (AbsCriterion, BCECriterion, CosineEmbeddingCriterion, DistKLDivCriterion,
+                       HingeEmbeddingCriterion, MarginCriterion, MarginRankingCriterion,
+                       MultiCriterion, MultiLabelSoftMarginCriterion, MultiMarginCriterion,
+                       ParallelCriterion, SmoothL1Criterion, SoftMarginCriterion)
 from .criterion import (ClassNLLCriterion, Criterion, CrossEntropyCriterion, ModuleFromCriterion,
                         MSECriterion)
 from .dropout import Dropout
@@ -45,4 +49,8 @@ __all__ = [
     "Contiguous", "Copy", "Bottle",
     "CMaxTable", "CMinTable", "CAveTable", "DotProduct", "CosineDistance", "PairwiseDistance",
     "MM", "MixtureTable", "MapTable", "FlattenTable", "CriterionTable",
+    "BCECriterion", "AbsCriterion", "SmoothL1Criterion", "DistKLDivCriterion", "MarginCriterion",
+    "SoftMarginCriterion", "MultiMarginCriterion", "MultiLabelSoftMarginCriterion",
+    "HingeEmbeddingCriterion", "CosineEmbeddingCriterion", "MarginRankingCriterion",
+    "MultiCriterion", "ParallelCriterion",
 ]

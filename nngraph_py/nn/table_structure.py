@@ -131,7 +131,53 @@ class FlattenTable(Module):
 class CriterionTable(ModuleFromCriterion):
     """A criterion as a module over ``[input, target]`` (Lua: ``nn.CriterionTable(criterion)``);
     the output is the 0-d loss. (nngraph's :class:`ModuleFromCriterion` does the same; this is
-    the name nn uses.)"""
+    the name nn uses.)
 
-    def __init__(self, criterion: Criterion):
+    Args:
+        criterion: the loss.
+        n_predictions: for criteria whose input is a list (``CosineEmbeddingCriterion``'s
+            ``[x1, x2]``, ``ParallelCriterion``'s inputs): the module then takes one flat list,
+            its first ``n_predictions`` entries forming the criterion's input and the rest its
+            target (one array, or a list when several remain), as graph nodes take flat lists.
+            The gradient is flat in the same way.
+    """
+
+    def __init__(self, criterion: Criterion, n_predictions: int | None = None):
         super().__init__(criterion)
+        self.n_predictions = None if n_predictions is None else int(n_predictions)
+
+    def _split(self, input: Any) -> tuple[Any, Any]:
+        k = self.n_predictions
+        if k is None:
+            return super()._split(input)
+        if not isinstance(input, (list, tuple)) or len(input) <= k:
+            raise InputError(f"{self.describe()}: expected a list of {k} predictions followed by "
+                             f"the target(s), got {shape_str(input)}")
+        rest = list(input[k:])
+        return list(input[:k]), rest[0] if len(rest) == 1 else rest
+
+    def update_grad_input(self, input: list[Any], grad_output: Array) -> list[Any]:
+        prediction, target = self._split(input)
+        if int(grad_output.size) != 1:
+            raise InputError(f"{self.describe()}: expected grad_output of one element (the loss "
+                             f"is a scalar), got {shape_str(grad_output)}")
+        scale = grad_output.reshape(())
+
+        def scaled(g: Any) -> Any:
+            return [scaled(v) for v in g] if isinstance(g, (list, tuple)) else g * scale
+
+        def zeros(t: Any) -> Any:
+            if isinstance(t, (list, tuple)):
+                return [zeros(v) for v in t]
+            return backend.get_array_module(t).zeros_like(t)
+
+        grad = scaled(self.criterion.update_grad_input(prediction, target))
+        if self.n_predictions is None:
+            self.grad_input = [grad, zeros(target)]
+        else:
+            tz = zeros(target)
+            self.grad_input = list(grad) + (tz if isinstance(tz, list) else [tz])
+        return self.grad_input
+
+    def extra_repr(self) -> str:
+        return repr(self.criterion).replace("\n", "\n  ")

@@ -105,6 +105,18 @@ def torch_fn(name: str, *args: Any, **kwargs: Any) -> np.ndarray:
         return getattr(torch.nn.functional, name)(*conv, **kwargs).numpy()
 
 
+def torch_t(a: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(np.asarray(a, dtype=np.float64))
+
+
+def torch_long(a: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(np.asarray(a, dtype=np.int64))
+
+
 def labels(shape: Any, n_classes: int) -> Callable[[np.random.Generator], np.ndarray]:
     return lambda r: r.integers(0, n_classes, size=shape).astype(np.int64)
 
@@ -430,6 +442,104 @@ CASES += [
     Case("CriterionTable", lambda: nn.CriterionTable(nn.MSECriterion()),
          lambda r: [r.standard_normal((3, 4)), r.integers(-2, 3, size=(3, 4))],
          lambda m, x: np.asarray(((x[0] - x[1]) ** 2).mean())),
+]
+
+
+def signs(shape: Any) -> Callable[[np.random.Generator], np.ndarray]:
+    return lambda r: r.choice([-1, 1], size=shape)
+
+
+def crit(c: Any) -> Callable[[], Module]:
+    return lambda: nn.ModuleFromCriterion(c())
+
+
+def bce_np(x: np.ndarray, t: np.ndarray, w: Any = 1.0, mean: bool = True) -> np.ndarray:
+    v = -w * (t * np.log(x + 1e-12) + (1 - t) * np.log(1 - x + 1e-12))
+    return np.asarray(v.mean() if mean else v.sum())
+
+
+def cos_embed_np(x1: np.ndarray, x2: np.ndarray, y: np.ndarray, margin: float) -> np.ndarray:
+    cos = (x1 * x2).sum(1) / np.sqrt(((x1 ** 2).sum(1) + 1e-12) * ((x2 ** 2).sum(1) + 1e-12))
+    return np.asarray(np.where(y > 0, 1 - cos, np.maximum(cos - margin, 0)).mean())
+
+
+PROB = lambda r: 0.1 + 0.8 * r.random((3, 4))  # noqa: E731
+W4 = np.array([0.5, 1.0, 2.0, 0.3])
+
+# Criteria (nn/criteria.py), as graph modules; integer targets are not perturbed by gradcheck.
+CASES += [
+    Case("BCECriterion", crit(nn.BCECriterion), lambda r: [PROB(r), r.integers(0, 2, (3, 4))],
+         lambda m, x: bce_np(x[0], x[1])),
+    Case("BCECriterion-weights-sum",
+         crit(lambda: nn.BCECriterion(W4, size_average=False)),
+         lambda r: [PROB(r), r.integers(0, 2, (3, 4))],
+         lambda m, x: bce_np(x[0], x[1], weights_of(m), mean=False)),
+    Case("AbsCriterion", crit(nn.AbsCriterion), lambda r: [r.standard_normal((3, 4)),
+                                                           r.integers(-2, 3, (3, 4))],
+         lambda m, x: torch_fn("l1_loss", x[0], x[1].astype(float))),
+    Case("AbsCriterion-sum", crit(lambda: nn.AbsCriterion(False)),
+         lambda r: [r.standard_normal((5,)), r.integers(-2, 3, (5,))],
+         lambda m, x: torch_fn("l1_loss", x[0], x[1].astype(float), reduction="sum")),
+    Case("SmoothL1Criterion", crit(nn.SmoothL1Criterion),
+         lambda r: [2 * r.standard_normal((3, 4)), r.integers(-2, 3, (3, 4))],
+         lambda m, x: torch_fn("smooth_l1_loss", x[0], x[1].astype(float))),
+    Case("DistKLDivCriterion", crit(nn.DistKLDivCriterion),
+         lambda r: [r.standard_normal((3, 4)), r.integers(0, 3, (3, 4))],
+         lambda m, x: np.asarray(np.where(x[1] > 0, x[1] * (np.log(np.maximum(x[1], 1))
+                                                             - x[0]), 0).mean())),
+    Case("MarginCriterion", crit(lambda: nn.MarginCriterion(0.7)),
+         lambda r: [r.standard_normal((3, 4)), signs((3, 4))(r)],
+         lambda m, x: np.asarray(np.maximum(0.7 - x[0] * x[1], 0).mean())),
+    Case("SoftMarginCriterion", crit(nn.SoftMarginCriterion),
+         lambda r: [r.standard_normal((3, 4)), signs((3, 4))(r)],
+         lambda m, x: torch_fn("soft_margin_loss", x[0], x[1].astype(float))),
+    Case("MultiMarginCriterion", crit(nn.MultiMarginCriterion),
+         lambda r: [r.standard_normal((5, 4)), r.integers(0, 4, (5,))],
+         lambda m, x: torch_fn("multi_margin_loss", x[0], torch_long(x[1]))),
+    Case("MultiMarginCriterion-p2-weights-margin",
+         crit(lambda: nn.MultiMarginCriterion(2, W4, margin=0.5)),
+         lambda r: [r.standard_normal((5, 4)), r.integers(0, 4, (5,))],
+         lambda m, x: torch_fn("multi_margin_loss", x[0], torch_long(x[1]), p=2, margin=0.5,
+                               weight=torch_t(weights_of(m)))),
+    Case("MultiMarginCriterion-1d-sum", crit(lambda: nn.MultiMarginCriterion(
+        size_average=False)), lambda r: [r.standard_normal((4,)), np.array(2)],
+         lambda m, x: torch_fn("multi_margin_loss", x[0][None], torch_long(x[1][None]),
+                               reduction="sum")),
+    Case("MultiLabelSoftMarginCriterion", crit(nn.MultiLabelSoftMarginCriterion),
+         lambda r: [r.standard_normal((3, 4)), r.integers(0, 2, (3, 4))],
+         lambda m, x: torch_fn("multilabel_soft_margin_loss", x[0], x[1].astype(float))),
+    Case("MultiLabelSoftMarginCriterion-weights",
+         crit(lambda: nn.MultiLabelSoftMarginCriterion(W4)),
+         lambda r: [r.standard_normal((3, 4)), r.integers(0, 2, (3, 4))],
+         lambda m, x: torch_fn("multilabel_soft_margin_loss", x[0], x[1].astype(float),
+                               weight=torch_t(weights_of(m)))),
+    Case("HingeEmbeddingCriterion", crit(lambda: nn.HingeEmbeddingCriterion(0.8)),
+         lambda r: [r.random((3, 4)) * 1.5, signs((3, 4))(r)],
+         lambda m, x: torch_fn("hinge_embedding_loss", x[0], x[1].astype(float), margin=0.8)),
+    Case("CosineEmbeddingCriterion",
+         lambda: nn.CriterionTable(nn.CosineEmbeddingCriterion(0.1), n_predictions=2),
+         lambda r: [r.standard_normal((4, 3)), r.standard_normal((4, 3)), signs((4,))(r)],
+         lambda m, x: cos_embed_np(x[0], x[1], x[2], 0.1)),
+    Case("MarginRankingCriterion",
+         lambda: nn.CriterionTable(nn.MarginRankingCriterion(0.5), n_predictions=2),
+         lambda r: [r.standard_normal((5,)), r.standard_normal((5,)), signs((5,))(r)],
+         lambda m, x: torch_fn("margin_ranking_loss", x[0], x[1], x[2].astype(float),
+                               margin=0.5)),
+    Case("MultiCriterion",
+         crit(lambda: nn.MultiCriterion().add(nn.MSECriterion()).add(nn.AbsCriterion(), 0.5)),
+         lambda r: [r.standard_normal((3, 4)), r.integers(-2, 3, (3, 4))],
+         lambda m, x: np.asarray(((x[0] - x[1]) ** 2).mean() + 0.5 * np.abs(x[0] - x[1]).mean())),
+    Case("ParallelCriterion",
+         lambda: nn.CriterionTable(nn.ParallelCriterion().add(nn.MSECriterion(), 2.0)
+                                   .add(nn.ClassNLLCriterion()), n_predictions=2),
+         lambda r: [r.standard_normal((3, 4)), r.standard_normal((3, 5)),
+                    r.integers(-2, 3, (3, 4)), r.integers(0, 5, (3,))],
+         lambda m, x: np.asarray(2 * ((x[0] - x[2]) ** 2).mean() + nll_np(x[1], x[3]))),
+    Case("ParallelCriterion-repeat-target",
+         lambda: nn.CriterionTable(nn.ParallelCriterion(True).add(nn.MSECriterion())
+                                   .add(nn.AbsCriterion(), 0.3), n_predictions=2),
+         lambda r: [r.standard_normal((4,)), r.standard_normal((4,)), r.integers(-2, 3, (4,))],
+         lambda m, x: np.asarray(((x[0] - x[2]) ** 2).mean() + 0.3 * np.abs(x[1] - x[2]).mean())),
 ]
 
 
