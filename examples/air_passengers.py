@@ -1,6 +1,7 @@
-"""Forecast the airline passengers series with a stacked LSTM (seed 001: final MSE 0.0130).
+"""Forecast the airline passengers series with a stacked LSTM (reference result, Keras: final
+training MSE 0.0130).
 
-144 monthly totals (thousands of passengers, 1949-1960). As in the seed, the series is scaled to
+144 monthly totals (thousands of passengers, 1949-1960). As in the reference (a Keras script), the series is scaled to
 [-1, 1], cut into windows of 60 months, and an LSTM reads each window to predict the next month:
 
     window (batch, 60, 1) -> LSTM(1 -> 64, 2 layers) -> outputs[:, -1] -> Linear(64 -> 1) -> MSE
@@ -11,22 +12,22 @@ A training error alone says little, so by default the last 12 months (1960) are 
 scaler is fitted on 1949-1959 only, the model trains on the windows inside that period, and 1960
 is forecast two ways, in passengers (thousands):
 
-  one-step   each month from the 60 true months before it (the seed's setting, out of sample);
+  one-step   each month from the 60 true months before it (the reference's setting, out of sample);
   recursive  all of 1960 from data up to December 1959, each prediction fed back as input -
              the information the seasonal-naive baseline has (1960 = 1959 repeated, RMSE 50.7).
 
---no-holdout is the seed's data setting: scaler and windows over all 144 months (84 windows);
+--no-holdout is the reference's data setting: scaler and windows over all 144 months (84 windows);
 only the training MSE is reported.
 
-Beyond the seed: --seasonal-diff models each month's change from the same month a year earlier
+Beyond the reference: --seasonal-diff models each month's change from the same month a year earlier
 (what the seasonal-naive forecast leaves over): the LSTM then learns the growth, not the level
 it cannot extrapolate beyond the training range. Its 1960 forecasts have less than half the
-baseline's error for each of the seeds 1 to 5 (RESULTS.md) - about what the seasonal-naive
+baseline's error for each of --seed 1 to 5 (RESULTS.md) - about what the seasonal-naive
 forecast scaled by the last year's growth achieves.
 
 Examples:
-  python examples/air_passengers.py                      # the seed's model, 1960 held out
-  python examples/air_passengers.py --no-holdout         # the seed's data setting
+  python examples/air_passengers.py                      # the reference's model, 1960 held out
+  python examples/air_passengers.py --no-holdout         # the reference's data setting
   python examples/air_passengers.py --seasonal-diff
 
 Outputs (in --out): checkpoint.npz, metrics.json, forecast.png (series, fit and 1960 forecasts;
@@ -39,39 +40,44 @@ from pathlib import Path
 
 import numpy as np
 
-import common  # examples/common.py: flags, device, checkpoints, the training loop, plots
+import common  # examples/common.py: flags, device, the command line's training exits, plots
 from lstm import LSTM
-from nngraph_py import nn, optim, to_device, to_numpy
+from nngraph_py import nn, optim, to_device, to_numpy, train
 from nngraph_py.backend import manual_seed
 from nngraph_py.data import MinMaxScaler, load_air_passengers, make_windows, seasonal_naive_rmse
 from nngraph_py.nn.select import Select
 
 NAME = "air_passengers"
-SEED_MSE = 0.0130      # seed 001: Keras' final training loss (scaled)
+REFERENCE_MSE = 0.0130  # the reference result: Keras' final training loss (scaled)
+#: Flags that shape the model: refused on --resume when they differ from the checkpoint's.
+ARCHITECTURE = ("hidden", "layers", "window", "seasonal_diff", "no_holdout")
 TEST_MONTHS = 12       # 1960
 
 
 def parse_args(argv: list[str] | None) -> object:
     parser = common.make_parser(NAME, __doc__)
     data = parser.add_argument_group("data")
-    data.add_argument("--window", type=int, default=60,
+    data.add_argument("--window", type=common.positive_int, default=60,
                       help="months read to predict the next (default: %(default)s)")
     data.add_argument("--no-holdout", action="store_true",
-                      help="train on all 144 months, as the seed (no test forecast)")
+                      help="train on all 144 months, as the reference (no test forecast)")
     data.add_argument("--seasonal-diff", action="store_true",
                       help="model the change from the same month a year earlier (the "
                            "seasonal-naive forecast is a change of 0)")
     model = parser.add_argument_group("model")
-    model.add_argument("--hidden", type=int, default=64, help="hidden units (default: %(default)s)")
-    model.add_argument("--layers", type=int, default=2, help="LSTM layers (default: %(default)s)")
-    train = parser.add_argument_group("training (full batch)")
-    train.add_argument("--epochs", type=int, default=100, help="Adam steps (default: %(default)s)")
-    train.add_argument("--lr", type=float, default=0.01, help="Adam's learning rate "
+    model.add_argument("--hidden", type=common.positive_int, default=64,
+                       help="hidden units (default: %(default)s)")
+    model.add_argument("--layers", type=common.positive_int, default=2,
+                       help="LSTM layers (default: %(default)s)")
+    training = parser.add_argument_group("training (full batch)")
+    training.add_argument("--epochs", type=common.positive_int, default=100,
+                          help="Adam steps (default: %(default)s)")
+    training.add_argument("--lr", type=common.positive_float, default=0.01, help="Adam's learning rate "
                                                               "(default: %(default)s)")
-    train.add_argument("--schedule", choices=("none", "cosine"), default="none",
+    training.add_argument("--schedule", choices=("none", "cosine"), default="none",
                        help="learning-rate schedule (default: %(default)s)")
     args = parser.parse_args(argv)
-    args = common.finish_args(parser, argv, args)
+    args = common.finish_args(parser, argv, args, ARCHITECTURE)
     if args.out is None:
         variant = "seed" if args.no_holdout else "holdout"
         args.out = common.default_out(NAME, variant + ("-sdiff" if args.seasonal_diff else ""))
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     x_train, y_train = x_train[:, :, None], y_train[:, None]        # (N, window, 1), (N, 1)
     print(f"data: {len(passengers)} months {months[0]}..{months[-1]}; {len(x_train)} training "
           f"windows of {args.window}" + (f"; {months[-n_test]}..{months[-1]} held out"
-                                         if n_test else " (no holdout, as the seed)"))
+                                         if n_test else " (no holdout, as the reference)"))
 
     # ---- model, loss, optimizer --------------------------------------------------------------
     model = build_model(args.hidden, args.layers).to(device)
@@ -114,10 +120,6 @@ def main(argv: list[str] | None = None) -> dict:
     print(model)
     print(f"{model.num_parameters():,} parameters; full batch, Adam lr {args.lr}, "
           f"{args.epochs} epochs")
-    set_lr = common.lr_schedule(optimizer, args.schedule, args.lr, args.epochs)
-    state = common.RunState()
-    if args.resume:
-        state = common.resume_run(args.resume, model, optimizer, args.seed)
     checkpoint = args.out / "checkpoint.npz"
     config = common.config_of(args)
     x_dev, y_dev = to_device(x_train, device), to_device(y_train, device)
@@ -153,38 +155,32 @@ def main(argv: list[str] | None = None) -> dict:
             history.append(predict(np.asarray([history[-args.window:]]))[0])
         return to_passengers(np.asarray(history[-n_test:]), test_t)
 
-    def train_step(_: object) -> tuple[float, int]:
-        optimizer.zero_grad()
-        prediction = model.forward(x_dev)
-        loss = criterion.forward(prediction, y_dev)
-        model.backward(x_dev, criterion.backward(prediction, y_dev))
-        optimizer.step()
-        return float(loss), len(x_train)
-
-    def evaluate(state: common.RunState) -> dict:
-        metrics = {"train_mse": state.losses[-1]}
+    def evaluate(loop: train.Loop) -> dict:
+        metrics = {"train_mse": loop.state.losses[-1]}
         if n_test:
             metrics["test_rmse_one_step"] = rmse(one_step_forecast(), passengers[-n_test:])
         return metrics
 
-    def save(state: common.RunState) -> Path:
-        return common.save_run(checkpoint, model, optimizer, state, config)
-
-    state = common.fit(state=state, epochs=args.epochs, epoch_batches=lambda epoch: [None],
-                       train_step=train_step, evaluate=evaluate, save=save, set_lr=set_lr,
-                       print_every=max(1, args.epochs // 10), progress=not args.no_progress,
-                       desc="lstm")
+    callbacks: list = [train.ModelCheckpoint(checkpoint)]
+    if args.schedule == "cosine":
+        callbacks.append(train.LRSchedule(
+            lambda step: optim.cosine_decay(args.lr, step, args.epochs)))
+    history = common.run_fit(model, criterion, optimizer, [(x_dev, y_dev)], epochs=args.epochs,
+                             evaluate=evaluate, callbacks=callbacks, resume=args.resume,
+                             config=config, seed=args.seed, progress=not args.no_progress,
+                             print_every=max(1, args.epochs // 10), desc="lstm")
+    state = history.state
 
     # ---- results -----------------------------------------------------------------------------
     fit_t = np.arange(len(x_train)) + args.window + lag
     fit_values = to_passengers(predict(x_train[:, :, 0]), fit_t)
     metrics = {"example": NAME, "config": config, "epochs": state.epoch,
                "final_train_mse_scaled": state.losses[-1] if state.losses else None,
-               "seed_train_mse": SEED_MSE, "train_time_s": round(state.elapsed_s, 1),
+               "reference_train_mse": REFERENCE_MSE, "train_time_s": round(state.elapsed_s, 1),
                "parameters": model.num_parameters(), "history": state.history,
                "checkpoint": str(checkpoint)}
     fields = {"epochs": state.epoch, "final_train_mse": f"{metrics['final_train_mse_scaled']:.4f}"
-              f" (scaled; seed {SEED_MSE})"}
+              f" (scaled; reference result {REFERENCE_MSE})"}
     forecasts = {}
     if n_test:
         truth = passengers[-n_test:]
@@ -241,7 +237,7 @@ def plot_forecast(path: Path, months: list[str], passengers: np.ndarray, fit_t: 
     axes[0].legend(fontsize=8)
     ax_loss = axes[panels - 1]
     ax_loss.plot(np.arange(1, len(losses) + 1), losses, color="tab:blue")
-    ax_loss.axhline(SEED_MSE, color="gray", ls="--", label=f"seed's final MSE {SEED_MSE}")
+    ax_loss.axhline(REFERENCE_MSE, color="gray", ls="--", label=f"reference result (Keras): {REFERENCE_MSE}")
     ax_loss.set(xlabel="epoch (full batch)", ylabel="training MSE (scaled)", yscale="log",
                 title="training loss")
     ax_loss.legend()

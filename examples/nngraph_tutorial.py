@@ -1,6 +1,6 @@
 """The nngraph tutorial, and the answer to its reader: how to print a model's parameters.
 
-The tutorial (seed 003, "LSTM details") builds nngraph's first example, the mlp
+The tutorial ("LSTM details", the reference) builds nngraph's first example, the mlp
 
     z = x1 + x2 * Linear(20, 10)(x3)
 

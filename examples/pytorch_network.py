@@ -1,6 +1,6 @@
-"""Seed 004's LSTMNetwork(10, 20, 2) + Linear(20, 1) as an nngraph gModule, trained on MSE.
+"""The reference's LSTMNetwork(10, 20, 2) + Linear(20, 1) as an nngraph gModule, trained on MSE.
 
-The seed (a PyTorch course) defines
+The reference (a PyTorch course) defines
 
     class LSTMNetwork(nn.Module):                  # input_size 10, hidden 20, 2 layers, output 1
         def forward(self, x):
@@ -12,17 +12,17 @@ sequence of 5 steps and the target 1.0. Here the same network is a graph:
 
     x (batch, 5, 10) -> LSTM(10 -> 20, 2 layers) -> outputs[:, -1] -> Linear(20 -> 1)
 
-printed the seed's way and the Torch way, then trained for --steps Adam steps (1, as the seed).
-With PyTorch installed, the same weights are loaded into the seed's PyTorch module and the two
+printed the reference's way and the Torch way, then trained for --steps Adam steps (1, as the reference).
+With PyTorch installed, the same weights are loaded into the reference's PyTorch module and the two
 losses are compared before and after the step.
 
-The seed's own code does not run as printed: it passes one unbatched (5, 10) sequence with 3-D
+The reference's own code does not run as printed: it passes one unbatched (5, 10) sequence with 3-D
 zero states, which PyTorch refuses ("For unbatched 2-D input, hx and cx should also be 2-D"),
 and ``out[:, -1, :]`` of its time-major output picks the last sequence, not the last step. We
 run what it means: a batch of one sequence of 5 steps, batch first, classified at its last step.
 
 Examples:
-  python examples/pytorch_network.py               # one step, as the seed
+  python examples/pytorch_network.py               # one step, as the reference
   python examples/pytorch_network.py --steps 50    # keep going: the loss falls to ~0
 
 Outputs (in --out): checkpoint.npz, metrics.json, loss.png (with --steps > 1).
@@ -34,22 +34,23 @@ from pathlib import Path
 
 import numpy as np
 
-import common  # examples/common.py: flags, device, checkpoints, the training loop, plots
+import common  # examples/common.py: flags, device, the command line's training exits, plots
 from lstm import LSTM, to_torch_state_dict
-from nngraph_py import nn, optim, to_device, to_numpy
+from nngraph_py import nn, optim, to_device, to_numpy, train
 from nngraph_py.backend import manual_seed
 from nngraph_py.nn.select import Select
 
 NAME = "pytorch_network"
-INPUT_SIZE, HIDDEN_SIZE, NUM_LAYERS, OUTPUT_SIZE = 10, 20, 2, 1   # the seed's sizes
+INPUT_SIZE, HIDDEN_SIZE, NUM_LAYERS, OUTPUT_SIZE = 10, 20, 2, 1   # the reference's sizes
 SEQ_LEN = 5
 
 
 def parse_args(argv: list[str] | None) -> object:
     parser = common.make_parser(NAME, __doc__)
-    parser.add_argument("--steps", type=int, default=1,
-                        help="Adam steps on the one sequence (default: %(default)s, as the seed)")
-    parser.add_argument("--lr", type=float, default=0.01,
+    parser.add_argument("--steps", type=common.positive_int, default=1,
+                        help="Adam steps on the one sequence (default: %(default)s, as the "
+                             "reference)")
+    parser.add_argument("--lr", type=common.positive_float, default=0.01,
                         help="Adam's learning rate (default: %(default)s)")
     parser.add_argument("--no-torch", action="store_true",
                         help="skip the comparison with PyTorch even when it is installed")
@@ -60,7 +61,7 @@ def parse_args(argv: list[str] | None) -> object:
 
 
 def build_model() -> nn.gModule:
-    """LSTMNetwork as a graph: the nodes are named after the seed's attributes."""
+    """LSTMNetwork as a graph: the nodes are named after the reference's attributes."""
     x = nn.Identity()().annotate(name="x")
     out, h_n, c_n = LSTM(INPUT_SIZE, HIDDEN_SIZE, NUM_LAYERS)(x).annotate(name="lstm").split(3)
     last = Select(1, -1)(out).annotate(name="last_step")          # out[:, -1, :]
@@ -69,7 +70,7 @@ def build_model() -> nn.gModule:
 
 
 def seed_style_repr(model: nn.gModule) -> str:
-    """The model printed as the seed prints its PyTorch module."""
+    """The model printed as the reference prints its PyTorch module."""
     modules = dict(model.named_children())  # by node name
     lstm, fc = modules["lstm"], modules["fc"]
     return ("LSTMNetwork(\n"
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(seed_style_repr(model))
     print(model)
 
-    # The seed's data: one random sequence and the target 1.0.
+    # The reference's data: one random sequence and the target 1.0.
     rng = np.random.default_rng(args.seed)
     x_host = rng.standard_normal((1, SEQ_LEN, INPUT_SIZE)).astype(np.float32)
     target_host = np.ones((1, OUTPUT_SIZE), dtype=np.float32)
@@ -96,10 +97,10 @@ def main(argv: list[str] | None = None) -> dict:
     criterion = nn.MSECriterion().to(device)
     optimizer = optim.Adam(model, lr=args.lr)
     torch_side = None if args.no_torch else TorchTwin.create(model, args.lr)
-    state = common.RunState()
     if args.resume:
-        state = common.resume_run(args.resume, model, optimizer, args.seed)
-        if torch_side is not None:
+        common.checkpoint_meta(args.resume)  # a missing file ends here, with its name
+        train.load_run(args.resume, model, optimizer, args.seed)  # for "Loss:" below; fit
+        if torch_side is not None:                                # loads it again to resume
             print("(the PyTorch comparison is skipped when resuming: its optimizer state is "
                   "not in the checkpoint)")
             torch_side = None
@@ -110,28 +111,24 @@ def main(argv: list[str] | None = None) -> dict:
         return float(criterion.forward(model.forward(x), target))
 
     loss_before = loss_now()
-    print(f"Loss: {loss_before}")          # the seed's print
+    print(f"Loss: {loss_before}")          # the reference's print
     torch_losses = []
 
-    def train_step(_: object) -> tuple[float, int]:
-        optimizer.zero_grad()
+    def forward_backward(_: object) -> tuple[float, int]:
         output = model.forward(x)
         loss = criterion.forward(output, target)
         model.backward(x, criterion.backward(output, target))
-        optimizer.step()
         if torch_side is not None:
             torch_losses.append(torch_side.step(x_host, target_host))
         return float(loss), 1
 
-    def save(state: common.RunState) -> Path:
-        return common.save_run(checkpoint, model, optimizer, state, config)
-
-    state = common.fit(state=state, epochs=args.steps, epoch_batches=lambda epoch: [None],
-                       train_step=train_step, save=save,
-                       set_lr=common.lr_schedule(optimizer, "none", args.lr, args.steps),
-                       evaluate=lambda state: {"loss": state.losses[-1]},
-                       print_every=max(1, args.steps // 10), progress=not args.no_progress,
-                       desc="adam")
+    history = common.run_fit(model, criterion, optimizer, [None], epochs=args.steps,
+                             forward_backward=forward_backward,
+                             evaluate=lambda loop: {"loss": loop.state.losses[-1]},
+                             callbacks=[train.ModelCheckpoint(checkpoint)], resume=args.resume,
+                             config=config, seed=args.seed, print_every=max(1, args.steps // 10),
+                             progress=not args.no_progress, desc="adam")
+    state = history.state
 
     loss_after = loss_now()
     print(f"Loss after {state.global_step} Adam step(s): {loss_after}")
@@ -160,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 class TorchTwin:
-    """The seed's PyTorch module with our weights, stepped alongside (only if torch is here)."""
+    """The reference's PyTorch module with our weights, stepped alongside (only if torch is here)."""
 
     def __init__(self, torch: object, module: object, optimizer: object):
         self.torch, self.module, self.optimizer = torch, module, optimizer
@@ -173,7 +170,7 @@ class TorchTwin:
             print("(PyTorch is not installed: no comparison)")
             return None
 
-        class LSTMNetwork(torch.nn.Module):  # the seed's module, batch first
+        class LSTMNetwork(torch.nn.Module):  # the reference's module, batch first
             def __init__(self) -> None:
                 super().__init__()
                 self.lstm = torch.nn.LSTM(INPUT_SIZE, HIDDEN_SIZE, NUM_LAYERS, batch_first=True)

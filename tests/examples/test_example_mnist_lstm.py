@@ -42,7 +42,7 @@ def test_seed000_runs_and_writes_its_outputs(idx_dir: Path, tmp_path: Path) -> N
     for name in ("checkpoint.npz", "metrics.json", "curves.png", "confusion.png"):
         assert (tmp_path / name).stat().st_size > 0
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["config"]["setup"] == "seed000" and saved["config"]["lr"] == 0.01
+    assert saved["config"]["setup"] == "pytorch" and saved["config"]["lr"] == 0.01
 
 
 def test_resume_continues_to_more_epochs(idx_dir: Path, tmp_path: Path) -> None:
@@ -100,3 +100,22 @@ def test_runs_on_the_strict_backend(idx_dir: Path, tmp_path: Path) -> None:
     metrics = mnist_lstm.main(["--data-dir", str(idx_dir), "--out", str(tmp_path),
                                "--device", "strict", "--setup", "keras"] + TINY)
     assert np.isfinite(metrics["test_loss"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "0"], "--batch-size: must be a positive integer, got 0"),
+    (["--limit-train", "-5"], "--limit-train: must be an integer >= 0, got -5"),
+    (["--epochs", "0"], "--epochs: must be a positive integer, got 0"),
+    (["--lr", "nan"], "--lr: must be a positive number, got nan"),
+])
+def test_careless_arguments_are_refused(flags: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        mnist_lstm.parse_args(flags)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_resume_refuses_a_changed_architecture(idx_dir: Path, tmp_path: Path) -> None:
+    mnist_lstm.main(["--data-dir", str(idx_dir), "--out", str(tmp_path)] + TINY)
+    with pytest.raises(SystemExit, match="--hidden 32 differs from the checkpoint's 16"):
+        mnist_lstm.main(["--resume", str(tmp_path / "checkpoint.npz"), "--hidden", "32"])
