@@ -12,6 +12,8 @@ Graphviz missing for ``--dot``, bad arguments).
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 from typing import Sequence, TextIO
 
@@ -76,6 +78,10 @@ def describe(ck: Checkpoint, path: str, depth: int | None = None, with_stats: bo
           f"{lib.get('name', '?')} {lib.get('version', '')}", file=out)
     print(f"  model {model['type']}, {model['dtype']}, saved from device {model['device']}",
           file=out)
+    if meta.get("digest"):
+        print(f"  data verified against its {meta['digest']} digests", file=out)
+    else:
+        print("  no digests (written by an older nngraph_py): data not verified", file=out)
     if ck.user:
         print("  meta:" if full_meta else "  meta (summarised; --full-meta prints it whole):",
               file=out)
@@ -186,25 +192,47 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
+    # Everything is rendered first, so a malformed file gives one error line and no partial
+    # output, and a closed pipe (| head) is met only once, at the end.
+    text = io.StringIO()
+    status = 0
     try:
         ck = load_checkpoint(args.checkpoint)
         other = load_checkpoint(args.compare) if args.compare else None
+        describe(ck, args.checkpoint, depth=args.depth, with_stats=not args.no_stats, out=text,
+                 full_meta=args.full_meta)
+        if args.dot:
+            try:
+                written = save(ck.summary(), args.dot, which=args.which, depth=args.depth)
+                print(f"\nGraph ({args.which}) written to {written}", file=text)
+            except GraphvizMissing as exc:
+                _error(err, str(exc))
+                status = 2
+        if other is not None:
+            print(file=text)
+            status = status or _print_compare(compare(ck, other, args.tol), args.checkpoint, args.compare,
+                                    text, show_all=args.all)
     except CheckpointError as exc:
-        print(f"error: {exc}", file=err)
-        return 2
-    describe(ck, args.checkpoint, depth=args.depth, with_stats=not args.no_stats, out=out,
-             full_meta=args.full_meta)
-    status = 0
-    if args.dot:
+        return _error(err, str(exc))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
+        # The metadata passed the reader's checks but not the summary's (a hand-edited file).
+        return _error(err, f"cannot describe checkpoint {args.checkpoint}: its metadata is "
+                           f"malformed ({type(exc).__name__}: {exc})")
+    try:
+        out.write(text.getvalue())
+        out.flush()
+    except BrokenPipeError:
+        # The reader went away (| head): not an error of ours. Point stdout at /dev/null so the
+        # interpreter's final flush does not print a traceback either.
         try:
-            written = save(ck.summary(), args.dot, which=args.which, depth=args.depth)
-            print(f"\nGraph ({args.which}) written to {written}", file=out)
-        except GraphvizMissing as exc:
-            print(f"error: {exc}", file=err)
-            status = 2
-    if other is not None:
-        print(file=out)
-        differs = _print_compare(compare(ck, other, args.tol), args.checkpoint, args.compare,
-                                 out, show_all=args.all)
-        status = status or differs
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass
     return status
+
+
+def _error(err: TextIO, message: str) -> int:
+    """Print ``error: message`` on one line; the exit status of an error."""
+    print("error: " + " ".join(message.split()), file=err)
+    return 2

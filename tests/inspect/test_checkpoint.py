@@ -227,12 +227,17 @@ class _Boom:
 def test_pickle_bearing_npz_is_refused_and_never_runs(tmp_path):
     marker = str(tmp_path / "pwned")
     path = str(tmp_path / "evil.npz")
-    meta = numpy.frombuffer(b'{"format": "nngraph_py.checkpoint/1"}', numpy.uint8)
+    save_checkpoint(path, seed_mlp())
     obj = numpy.empty(1, dtype=object)
     obj[0] = _Boom(marker)
-    numpy.savez(path, **{META_KEY: meta, "param/w": obj})
-    with pytest.raises(CheckpointError, match="pickled"):
+    _rewrite(path, replace={"param/Linear1.bias": obj})
+    with pytest.raises(CheckpointError, match="'param/Linear1.bias' is pickled"):
         load_checkpoint(path)
+    assert not os.path.exists(marker)
+    # An unlisted member is never even opened (before issue 12 every member was read).
+    save_checkpoint(path, seed_mlp())
+    _rewrite(path, replace={"extra/w": obj})
+    assert list(load_checkpoint(path).params) == ["Linear1.weight", "Linear1.bias"]
     assert not os.path.exists(marker)
 
 
@@ -256,12 +261,13 @@ def test_npz_that_is_not_a_checkpoint(tmp_path):
         load_checkpoint(single)
 
 
-def _rewrite(path, edit_meta=None, drop=None):
-    """Rewrite a checkpoint with edited metadata or an array left out."""
+def _rewrite(path, edit_meta=None, drop=None, replace=None):
+    """Rewrite a checkpoint with edited metadata, an array left out or arrays replaced."""
     import json
 
     with numpy.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
+    arrays.update(replace or {})
     meta = json.loads(bytes(arrays[META_KEY]).decode())
     if edit_meta:
         edit_meta(meta)
@@ -387,3 +393,333 @@ def test_lstm_model_round_trip_gives_the_same_outputs(tmp_path, rng):
     got, _ = fresh.forward(x)
     numpy.testing.assert_allclose(got, expected, rtol=1e-6)
     assert "layer2.h2h_cell.bias" in load_checkpoint(path).params
+
+
+# ------------------------------------------------------------------------------------------------
+# Hostile files (issue 12, items 2 and 3): each gave a raw exception, inflated memory or loaded
+# altered weights before
+# ------------------------------------------------------------------------------------------------
+import json  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+
+from nngraph_py.checkpoint import (NonFiniteError, OptionMismatchError, check_options,  # noqa: E402
+                                   find_nonfinite)
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as z:
+        return {info.filename: z.read(info) for info in z.infolist()}
+
+
+def _write_members(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression=compression) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+
+
+def _npy(array):
+    import io as _io
+
+    buf = _io.BytesIO()
+    numpy.save(buf, array)
+    return buf.getvalue()
+
+
+def _data_offset(npy_bytes):
+    return npy_bytes.index(b"\n") + 1  # the .npy header ends with a newline
+
+
+def _saved_mlp(tmp_path, **kwargs):
+    model = seed_mlp()
+    return model, save_checkpoint(str(tmp_path / "m.npz"), model, **kwargs)
+
+
+def test_an_unlisted_member_is_never_inflated(tmp_path):
+    model, path = _saved_mlp(tmp_path)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        with z.open("bomb.npy", "w") as f:  # 64 MB of zeros in ~64 KB
+            for _ in range(64):
+                f.write(bytes(1 << 20))
+    assert os.path.getsize(path) < 1 << 20
+    tracemalloc.start()
+    ck = load_checkpoint(path, model=model)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 << 20 and list(ck.params) == ["Linear1.weight", "Linear1.bias"]
+
+
+def test_a_header_claiming_terabytes_is_refused_before_allocating(tmp_path):
+    model, path = _saved_mlp(tmp_path)
+    members = _members(path)
+    key = "param/Linear1.weight.npy"
+    header = members[key][:_data_offset(members[key])]
+    huge = numpy.lib.format.header_data_from_array_1_0(numpy.zeros(1, numpy.float32))
+    huge["shape"] = (10 ** 12,)
+    import io as _io
+
+    buf = _io.BytesIO()
+    numpy.lib.format.write_array_header_1_0(buf, huge)
+    members[key] = buf.getvalue() + members[key][len(header):]
+    _write_members(path, members)
+    before = host_params(model)
+    with pytest.raises(CheckpointError,
+                       match=r"m\.npz.*header of .param/Linear1\.weight. says.*bytes"):
+        load_checkpoint(path, model=model)
+    assert_params_equal(model, before)
+
+
+def test_data_altered_under_a_valid_crc_is_caught_by_the_digest(tmp_path):
+    model, path = _saved_mlp(tmp_path)
+    members = _members(path)
+    key = "param/Linear1.bias.npy"
+    data = bytearray(members[key])
+    data[_data_offset(data) + 5] ^= 0x10  # zipfile writes a fresh, valid CRC for it
+    members[key] = bytes(data)
+    _write_members(path, members)
+    before = host_params(model)
+    with pytest.raises(CheckpointError, match=r"'param/Linear1.bias' does not match its sha256"):
+        load_checkpoint(path, model=model)
+    assert_params_equal(model, before)
+
+
+@pytest.mark.parametrize("old,new", [(b"'<f4'", b"'>f4'"), (b"False", b"True ")])
+def test_header_edits_that_reinterpret_the_same_bytes_are_caught(tmp_path, old, new):
+    model, path = _saved_mlp(tmp_path)
+    members = _members(path)
+    key = "param/Linear1.weight.npy"
+    assert old in members[key]
+    members[key] = members[key].replace(old, new, 1)
+    _write_members(path, members)
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_checkpoint(path, model=model)
+
+
+@pytest.mark.parametrize("method", [9, 99])  # deflate64 (zipfile cannot read it), unknown
+def test_unknown_zip_compression_is_a_checkpoint_error(tmp_path, method):
+    model, path = _saved_mlp(tmp_path)
+    raw = bytearray(open(path, "rb").read())
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # both headers
+        start = 0
+        while (start := raw.find(signature, start)) >= 0:
+            raw[start + offset:start + offset + 2] = method.to_bytes(2, "little")
+            start += 4
+    open(path, "wb").write(bytes(raw))
+    with pytest.raises(CheckpointError, match=rf"m\.npz.*compression method {method}"):
+        load_checkpoint(path, model=model)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_recompressed_checkpoints_load(tmp_path, method):
+    model, path = _saved_mlp(tmp_path, meta={"epoch": 1})
+    _write_members(path, _members(path), compression=method)
+    assert load_checkpoint(path, model=model).user == {"epoch": 1}
+
+
+def test_deep_and_huge_json_metadata(tmp_path):
+    model, path = _saved_mlp(tmp_path)
+    members = _members(path)
+    for text, match in [(b"[" * 100_000 + b"]" * 100_000, "nested too deeply|deeper"),
+                        (b"[" * 150 + b"]" * 150, "deeper than 100"),
+                        (b'{"format": "nngraph_py.checkpoint/1", "x": "' + b"a" * (8 << 20) + b'"',
+                         "not valid JSON"),
+                        (b"1" * 10_000, "not valid JSON|not an nngraph_py"),
+                        (b"\xff\xfe", "not valid JSON")]:
+        members[META_KEY + ".npy"] = _npy(numpy.frombuffer(text, numpy.uint8))
+        _write_members(path, members)
+        with pytest.raises(CheckpointError, match=match):
+            load_checkpoint(path, model=model)
+    with pytest.raises(CheckpointError, match="deeper than 100"):
+        deep: list = []
+        for _ in range(120):
+            deep = [deep]
+        save_checkpoint(path, model, meta={"deep": deep})
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m.update(parameters=5),
+    lambda m: m.update(parameters=[{"name": "Linear1.weight"}]),
+    lambda m: m["parameters"][0].update(shape="10x20"),
+    lambda m: m["parameters"][0].update(shape=[-10, 20]),
+    lambda m: m.update(optimizer="adam"),
+    lambda m: m.update(optimizer={"arrays": [{"key": 3}]}),
+    lambda m: m.update(model=None),
+    lambda m: m.update(user=[1, 2]),
+    lambda m: m.update(grads="yes"),
+    lambda m: m.update(digest="md5"),
+    lambda m: m["parameters"].append(dict(m["parameters"][0])),
+    lambda m: m["parameters"][0].update(sha256=12),
+])
+def test_malformed_metadata_is_a_checkpoint_error_not_a_raw_exception(tmp_path, edit):
+    model, path = _saved_mlp(tmp_path)
+    _rewrite(path, edit_meta=edit)
+    before = host_params(model)
+    with pytest.raises(CheckpointError, match=r"m\.npz"):
+        load_checkpoint(path, model=model)
+    assert_params_equal(model, before)
+
+
+def test_metadata_that_is_not_an_object_is_refused(tmp_path):
+    model, path = _saved_mlp(tmp_path)
+    members = _members(path)
+    for text in (b"[]", b"null", b'"format"', b"3"):
+        members[META_KEY + ".npy"] = _npy(numpy.frombuffer(text, numpy.uint8))
+        _write_members(path, members)
+        with pytest.raises(CheckpointError, match="not an nngraph_py checkpoint"):
+            load_checkpoint(path)
+
+
+def test_two_members_of_one_name_are_refused(tmp_path):
+    model, path = _saved_mlp(tmp_path)
+    with pytest.warns(UserWarning):  # zipfile warns about the duplicate name
+        with zipfile.ZipFile(path, "a") as z:
+            z.writestr("param/Linear1.bias.npy", _npy(numpy.zeros(10, numpy.float32)))
+    with pytest.raises(CheckpointError, match="two entries named 'param/Linear1.bias.npy'"):
+        load_checkpoint(path, model=model)
+
+
+def test_checkpoints_without_digests_still_load(tmp_path):
+    # Files written before digests were stored: read as before (nothing to verify against).
+    model, path = _saved_mlp(tmp_path, meta={"epoch": 2})
+    saved = host_params(model)
+
+    def strip(meta):
+        del meta["digest"]
+        for p in meta["parameters"]:
+            del p["sha256"]
+
+    _rewrite(path, edit_meta=strip)
+    scramble(model)
+    assert load_checkpoint(path, model=model).user == {"epoch": 2}
+    assert_params_equal(model, saved)
+    # A file that says it has digests must have one per array.
+    save_checkpoint(path, model)
+    _rewrite(path, edit_meta=lambda m: m["parameters"][1].pop("sha256"))
+    with pytest.raises(CheckpointError, match="'param/Linear1.bias' has no sha256"):
+        load_checkpoint(path)
+
+
+def test_gradients_and_optimizer_arrays_are_digested_too(tmp_path):
+    optim = pytest.importorskip("nngraph_py.optim")
+    model = seed_mlp()
+    opt = optim.Adam(model)
+    path = save_checkpoint(str(tmp_path / "m.npz"), model, opt, grads=True)
+    meta = load_checkpoint(path).meta
+    assert all(len(p["sha256"]) == 64 and len(p["grad_sha256"]) == 64 for p in meta["parameters"])
+    assert all(len(e["sha256"]) == 64 for e in meta["optimizer"]["arrays"])
+    members = _members(path)
+    data = bytearray(members["optim/m.npy"])
+    data[-1] ^= 1
+    members["optim/m.npy"] = bytes(data)
+    _write_members(path, members)
+    with pytest.raises(CheckpointError, match="'optim/m' does not match its sha256"):
+        load_checkpoint(path, model=model, optimizer=opt)
+
+
+# ------------------------------------------------------------------------------------------------
+# Never save non-finite values over a good checkpoint (issue 12, item 5: the library's half)
+# ------------------------------------------------------------------------------------------------
+def test_nan_parameters_are_not_saved_and_the_old_file_is_kept(tmp_path):
+    model, path = _saved_mlp(tmp_path, meta={"epoch": 1})
+    before = open(path, "rb").read()
+    weight = model.parameters()[0][0]
+    weight[0, :3] = numpy.nan
+    weight[1, 0] = numpy.inf
+    with pytest.raises(NonFiniteError, match=r"param/Linear1\.weight \(4 of 200\)") as info:
+        save_checkpoint(path, model, meta={"epoch": 2})
+    assert info.value.arrays == ["param/Linear1.weight"]
+    assert "allow_nonfinite=True" in str(info.value)
+    assert open(path, "rb").read() == before and os.listdir(tmp_path) == ["m.npz"]
+    assert find_nonfinite(model) == ["param/Linear1.weight"]
+    save_checkpoint(path, model, meta={"epoch": 2}, allow_nonfinite=True)  # the explicit opt-out
+    assert numpy.isnan(load_checkpoint(path).params["Linear1.weight"][0, 0])
+
+
+def test_nan_optimizer_state_is_not_saved(tmp_path):
+    optim = pytest.importorskip("nngraph_py.optim")
+    model = seed_mlp()
+    opt = optim.Adam(model)
+    opt.state["v"][3] = numpy.nan
+    path = str(tmp_path / "m.npz")
+    with pytest.raises(NonFiniteError, match="optim/v") as info:
+        save_checkpoint(path, model, opt)
+    assert info.value.arrays == ["optim/v"] and not os.path.exists(path)
+    assert find_nonfinite(model, opt) == ["optim/v"]
+    assert find_nonfinite(seed_mlp(), optim.Adam(seed_mlp())) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Interrupted saves leave no temporary files behind (issue 12, item 6)
+# ------------------------------------------------------------------------------------------------
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_the_next_save_or_load_removes_leftovers_of_interrupted_saves(tmp_path):
+    model, path = _saved_mlp(tmp_path)
+    dead = _dead_pid()
+    leftovers = [tmp_path / f".m.npz.{dead}.abcd1234.tmp", tmp_path / ".m.npz.k2j4h5g6.tmp"]
+    others = [tmp_path / f".other.npz.{dead}.abcd1234.tmp", tmp_path / ".m.npz.notes",
+              tmp_path / f".m.npz.{os.getppid()}.abcd1234.tmp", tmp_path / "m.npz.tmp"]
+    for f in leftovers + others:
+        f.write_bytes(b"x" * 1000)
+    old = time.time() - 3600
+    os.utime(leftovers[1], (old, old))  # the pre-pid naming: removed once ten minutes old
+    save_checkpoint(path, model)
+    assert sorted(os.listdir(tmp_path)) == sorted(["m.npz"] + [f.name for f in others])
+    leftovers[0].write_bytes(b"x")
+    load_checkpoint(path)
+    assert not leftovers[0].exists()
+
+
+_SAVER = """
+import sys
+sys.path.insert(0, {root!r})
+from nngraph_py import nn
+from nngraph_py.checkpoint import save_checkpoint
+model = nn.Linear(1000, 1000)
+print("ready", flush=True)
+while True:
+    save_checkpoint({path!r}, model)
+"""
+
+
+def test_kill_9_during_saves_then_one_save_leaves_only_the_checkpoint(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = str(tmp_path / "big.npz")
+    seen_temporaries = 0
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-c", _SAVER.format(root=root, path=path)],
+                                stdout=subprocess.PIPE)
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(0.4)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        seen_temporaries += sum(name.endswith(".tmp") for name in os.listdir(tmp_path))
+    model = nn.Linear(1000, 1000)
+    if os.path.exists(path):
+        load_checkpoint(path, model=model)  # the last completed save is intact
+    save_checkpoint(path, model)
+    assert os.listdir(tmp_path) == ["big.npz"], (seen_temporaries, os.listdir(tmp_path))
+
+
+# ------------------------------------------------------------------------------------------------
+# Resuming with other options (issue 12, item 8: the library's half, for the examples' --resume)
+# ------------------------------------------------------------------------------------------------
+def test_check_options_names_the_option_that_differs(tmp_path):
+    model, path = _saved_mlp(tmp_path, meta={"config": {"hidden": 128, "layers": 2, "lr": 0.1,
+                                                         "data_dir": "/d"}})
+    check_options(path, {"hidden": 128, "layers": 2, "lr": 0.5}, ["hidden", "layers", "model"])
+    with pytest.raises(OptionMismatchError, match=r"saved with --hidden 128 but this run asks "
+                                                  r"for --hidden 256") as info:
+        check_options(path, {"hidden": 256, "layers": 2}, ["hidden", "layers"])
+    assert (info.value.option, info.value.saved, info.value.current) == ("hidden", 128, 256)
+    assert isinstance(info.value, CheckpointError)
+    with pytest.raises(OptionMismatchError, match="--data-dir"):
+        check_options(load_checkpoint(path), {"data_dir": "/e"}, ["data_dir"])

@@ -167,3 +167,55 @@ def test_lstm_checkpoint_shows_per_step_shapes(tmp_path):
     assert code == 0 and "per time step" in out
     line = next(t for t in out.splitlines() if "layer2.i2h_cell" in t)
     assert "(2, 6) *" in line
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad files and closed pipes (issue 12, item 3)
+# ------------------------------------------------------------------------------------------------
+def _env():
+    return {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _entry_point(args):
+    return subprocess.run([sys.executable, "-m", "nngraph_py.inspect", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=_env(), timeout=120)
+
+
+def test_a_malformed_file_prints_one_line_and_exits_2(tmp_path):
+    import json as _json
+
+    from nngraph_py.checkpoint import META_KEY, save_checkpoint
+
+    path = str(tmp_path / "deep.npz")
+    save_checkpoint(path, seed_mlp())
+    with numpy.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays[META_KEY] = numpy.frombuffer(b"[" * 100_000 + b"]" * 100_000, numpy.uint8)
+    numpy.savez(path, **arrays)
+    result = _entry_point([path])
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "deep.npz" in result.stderr
+    assert "Traceback" not in result.stderr
+    # Metadata that the reader accepts but the summary cannot rebuild: still one line.
+    save_checkpoint(path, seed_mlp())
+    with numpy.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = _json.loads(bytes(arrays[META_KEY]).decode())
+    meta["model"]["summary"]["rows"] = [{"bogus": 1}]
+    arrays[META_KEY] = numpy.frombuffer(_json.dumps(meta).encode(), numpy.uint8)
+    numpy.savez(path, **arrays)
+    code, out, err = run([path])
+    assert code == 2 and out == "" and err.count("\n") == 1 and "malformed" in err
+
+
+def test_survives_a_closed_pipe(tmp_path):
+    # `python -m nngraph_py.inspect ck.npz --full-meta | head -c 10`: the reader leaves early,
+    # with far more than a pipe's buffer still to come.
+    path = save_checkpoint(str(tmp_path / "long.npz"), seed_mlp(),
+                           meta={"losses": [k / 7 for k in range(40_000)]})
+    proc = subprocess.Popen([sys.executable, "-m", "nngraph_py.inspect", path, "--full-meta"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=_env())
+    proc.stdout.read(10)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
