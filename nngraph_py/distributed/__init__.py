@@ -24,6 +24,7 @@ from nngraph_py.distributed.optimizer import DistributedOptimizer
 from nngraph_py.distributed.parameters import (broadcast_optimizer_state, broadcast_parameters,
                                                named_buffers)
 from nngraph_py.distributed.sampler import EpochSampler, shard, shard_bounds
+from nngraph_py.distributed.training import batch_length, shard_batch, sync_step
 from nngraph_py.distributed.transport import select_gpu
 from nngraph_py.distributed.world import (DEFAULT_TIMEOUT, DistributedError, World, init,
                                           launched_size)
@@ -31,5 +32,6 @@ from nngraph_py.distributed.world import (DEFAULT_TIMEOUT, DistributedError, Wor
 __all__ = [
     "init", "World", "DistributedError", "broadcast_parameters", "broadcast_optimizer_state",
     "named_buffers", "DistributedOptimizer", "shard", "shard_bounds", "EpochSampler",
-    "select_gpu", "launched_size", "DEFAULT_TIMEOUT",
+    "shard_batch", "sync_step", "batch_length", "select_gpu", "launched_size",
+    "DEFAULT_TIMEOUT",
 ]

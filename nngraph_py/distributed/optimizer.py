@@ -135,20 +135,31 @@ class DistributedOptimizer:
             if batch_size < 0:
                 raise InputError(f"DistributedOptimizer: batch_size must be >= 0, "
                                  f"got {batch_size}")
-            total = world.sum(int(batch_size))
-            if total <= 0:
-                raise DistributedError("DistributedOptimizer: the processes' batch sizes sum "
-                                       "to 0: there is no sample to average over")
-            weight = batch_size / total
-        elif share is not None:
+            return self.average(batch_size / self._total(world.sum(int(batch_size))))
+        if share is not None:
             count, total = share
-            weight = count / total if total else 0.0
-        else:
-            weight = 1.0 / world.size
+            return self.average(count / total if total else 0.0)
+        return self.average(1.0 / world.size)
+
+    @staticmethod
+    def _total(total: float) -> float:
+        if total <= 0:
+            raise DistributedError("DistributedOptimizer: the processes' batch sizes sum to 0: "
+                                   "there is no sample to average over")
+        return total
+
+    def average(self, weight: float) -> Any:
+        """Sum ``weight`` times each process's gradient over the processes, in place (the
+        allreduce behind :meth:`synchronize`, for callers that know this process's weight: the
+        weights of all processes must sum to 1).
+
+        Returns:
+            The flat gradient buffer.
+        """
         grads = self.grads
         if weight != 1.0:
             backend.get_array_module(grads).multiply(grads, weight, out=grads)
-        world.allreduce_(grads)
+        self.world.allreduce_(grads)
         self._synchronized = True
         return grads
 

@@ -215,6 +215,37 @@ def suite(out: Path) -> None:
         refusals["root"] = world.allgather(str(exc))
     report["refusals"] = refusals
 
+    # ---- the training-loop helpers: shard_batch + sync_step ----------------------------------
+    xs, ys = make_data(7, 3)
+    reference = build_model(100)
+    ref_opt = make_optimizer("adam", reference)
+    train(reference, ref_opt, xs, ys, lambda n: slice(0, n), clip=0.05)
+    model = build_model(100 + world.rank)
+    opt = DistributedOptimizer(make_optimizer("adam", model))
+    distributed.broadcast_parameters(model)
+    criterion = nn.CrossEntropyCriterion().to("cpu", "float64")
+    losses = []
+    for x, y in zip(xs, ys):
+        x, y = distributed.shard_batch((x, y), world)
+        opt.zero_grad()
+        logits = model.forward(x)
+        loss = criterion.forward(logits, y)
+        model.backward(x, criterion.backward(logits, y))
+        loss, samples, stop = distributed.sync_step(opt, float(loss), len(y),
+                                                    stop=world.rank == 1)
+        losses.append([loss, samples, stop])
+        optim.clip_grad_norm(opt.grads, 0.05)
+        opt.step()
+    full_loss = float(nn.CrossEntropyCriterion().to("cpu", "float64").forward(
+        build_model(100).forward(xs[0]), ys[0]))
+    report["loop_helpers"] = {
+        "max_diff_vs_single": float(np.max(np.abs(flat(model) - flat(reference)))),
+        "first_loss_diff": abs(losses[0][0] - full_loss),
+        "samples_and_stop": world.allgather([row[1:] for row in losses]),
+        "losses_identical": world.allgather([row[0] for row in losses])[0]
+        == world.allgather([row[0] for row in losses])[1],
+    }
+
     # ---- sampler and scalars ------------------------------------------------------------------
     sampler = distributed.EpochSampler(23, batch_size=5, seed=3)
     mine = sampler.batches(2)

@@ -118,6 +118,17 @@ def test_mismatched_models_refused_on_every_process(report: dict) -> None:
         assert "different roots" in message
 
 
+def test_training_loop_helpers_give_the_global_batch(report: dict) -> None:
+    """shard_batch + sync_step (the hooks of a data-parallel loop): the same parameters as one
+    process after 3 clipped steps on batches of 7; the global batch's loss and samples, and a
+    stop request of rank 1 seen by both ranks."""
+    h = report["loop_helpers"]
+    assert h["max_diff_vs_single"] < 1e-10
+    assert h["first_loss_diff"] < 1e-12
+    assert h["samples_and_stop"] == [[[7, True]] * 3] * 2
+    assert h["losses_identical"]
+
+
 def test_sampler_shards_cover_the_global_batches(report: dict) -> None:
     s = report["sampler"]
     assert s["union_is_global"] and s["global_is_permutation"] and s["iter_equals_batches"]

@@ -205,3 +205,25 @@ def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(f"nngraph_py.distributed.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_shard_batch_cuts_every_array_of_a_nested_batch() -> None:
+    x, y, z = np.arange(10).reshape(5, 2), np.arange(5), np.float64(3.0)
+    a, (b, c), d = distributed.shard_batch((x, (y, z), "label"), World(1, 2))
+    assert a.tolist() == [[6, 7], [8, 9]] and b.tolist() == [3, 4] and c == 3.0
+    assert d == "label"
+    alone = (x, y)
+    assert distributed.shard_batch(alone, World()) is alone
+    with pytest.raises(InputError, match="differ in length along axis 0: 5 and 4"):
+        distributed.shard_batch((x, y[:4]), World(0, 2))
+    assert distributed.batch_length([None, [y]]) == 5 and distributed.batch_length([1]) is None
+
+
+def test_sync_step_alone_returns_the_local_values() -> None:
+    model = nn.Linear(2, 2).double()
+    opt = DistributedOptimizer(optim.SGD(model, lr=0.1), World())
+    opt.grads[...] = 2.0
+    assert distributed.sync_step(opt, 0.5, 4, stop=True) == (0.5, 4, True)
+    assert opt.grads.tolist() == [2.0] * 6  # a world of one: the gradient as it was
+    with pytest.raises(InputError, match="expected a DistributedOptimizer"):
+        distributed.sync_step(optim.SGD(model, lr=0.1), 0.5, 4)
