@@ -5,6 +5,7 @@ from ..module import Module
 from .activation import LogSoftMax, ReLU, Sigmoid, SoftMax, Tanh
 from .constant import AddConstant, MulConstant
 from .container import ConcatTable, Container, ParallelTable, Sequential
+from .convolution import SpatialConvolution, TemporalConvolution
 from .criteria import (AbsCriterion, BCECriterion, CosineEmbeddingCriterion, DistKLDivCriterion,
                        HingeEmbeddingCriterion, MarginCriterion, MarginRankingCriterion,
                        MultiCriterion, MultiLabelSoftMarginCriterion, MultiMarginCriterion,
@@ -15,7 +16,11 @@ from .dropout import Dropout
 from .embedding import LookupTable, OneHot
 from .identity import Identity
 from .linear import Linear
+from .normalization import BatchNormalization, LayerNormalization, SpatialBatchNormalization
+from .pooling import (SpatialAveragePooling, SpatialMaxPooling, SpatialUpSamplingNearest,
+                      SpatialZeroPadding)
 from .reduction import Max, Mean, Min, Sum
+from .regularization import GradientReversal, L1Penalty, SpatialDropout, WhiteNoise
 from .select import Select
 from .selection import (Bottle, Contiguous, Copy, Index, MaskedSelect, Padding, Replicate,
                         Squeeze, Transpose, Unsqueeze)
@@ -53,4 +58,8 @@ __all__ = [
     "SoftMarginCriterion", "MultiMarginCriterion", "MultiLabelSoftMarginCriterion",
     "HingeEmbeddingCriterion", "CosineEmbeddingCriterion", "MarginRankingCriterion",
     "MultiCriterion", "ParallelCriterion",
+    "BatchNormalization", "SpatialBatchNormalization", "LayerNormalization",
+    "SpatialDropout", "WhiteNoise", "L1Penalty", "GradientReversal",
+    "TemporalConvolution", "SpatialConvolution", "SpatialMaxPooling", "SpatialAveragePooling",
+    "SpatialZeroPadding", "SpatialUpSamplingNearest",
 ]

@@ -543,6 +543,105 @@ CASES += [
 ]
 
 
+
+
+def bn_np(x: np.ndarray, m: Module, eps: float = 1e-5) -> np.ndarray:
+    axes = tuple(a for a in range(x.ndim) if a != 1)
+    shape = [1] * x.ndim
+    shape[1] = -1
+    y = (x - x.mean(axes, keepdims=True)) / np.sqrt(x.var(axes, keepdims=True) + eps)
+    if m.affine:
+        y = y * P(m, "weight").reshape(shape) + P(m, "bias").reshape(shape)
+    return y
+
+
+def temporal_conv_np(m: Module, x: np.ndarray) -> np.ndarray:
+    w = P(m, "weight").reshape(m.out_frame, m.kw, m.in_frame).transpose(0, 2, 1)
+    xt = x.transpose(0, 2, 1) if x.ndim == 3 else x.T[None]
+    y = torch_fn("conv1d", xt, w, P(m, "bias"), stride=m.dw)
+    return y.transpose(0, 2, 1) if x.ndim == 3 else y[0].T
+
+
+def conv_ref(m: Module, x: np.ndarray) -> np.ndarray:
+    x4 = x if x.ndim == 4 else x[None]
+    y = torch_fn("conv2d", x4, P(m, "weight"), P(m, "bias") if m.has_bias else None,
+                 stride=(m.dh, m.dw), padding=(m.pad_h, m.pad_w))
+    return y if x.ndim == 4 else y[0]
+
+
+def images(*shape: int) -> Callable[[np.random.Generator], np.ndarray]:
+    """Distinct values (a permutation), so that a max-pooling window never has a tie."""
+    return lambda r: (r.permutation(int(np.prod(shape))).reshape(shape) / np.prod(shape)
+                      - 0.5) * 4
+
+
+# Normalization, regularization, convolutions and pooling (nn/normalization.py,
+# nn/regularization.py, nn/convolution.py, nn/pooling.py).
+CASES += [
+    Case("BatchNormalization", lambda: nn.BatchNormalization(3), normal((5, 3)),
+         lambda m, x: bn_np(x, m)),
+    Case("BatchNormalization-3d-noaffine", lambda: nn.BatchNormalization(3, affine=False),
+         normal((2, 3, 4)), lambda m, x: bn_np(x, m)),
+    Case("BatchNormalization-evaluate", lambda: nn.BatchNormalization(3).evaluate(),
+         normal((5, 3)),
+         lambda m, x: x / np.sqrt(1 + 1e-5) * P(m, "weight") + P(m, "bias")),
+    Case("SpatialBatchNormalization", lambda: nn.SpatialBatchNormalization(2, eps=1e-3),
+         normal((3, 2, 2, 3)), lambda m, x: bn_np(x, m, 1e-3)),
+    Case("LayerNormalization", lambda: nn.LayerNormalization(4), normal((3, 4)),
+         lambda m, x: torch_fn("layer_norm", x, (4,), P(m, "weight"), P(m, "bias"))),
+    Case("LayerNormalization-3d-noaffine", lambda: nn.LayerNormalization(5, affine=False),
+         normal((2, 3, 5)), lambda m, x: torch_fn("layer_norm", x, (5,))),
+    Case("SpatialDropout-evaluate", lambda: nn.SpatialDropout(0.25).evaluate(),
+         normal((2, 3, 2, 2)), lambda m, x: 0.75 * x),
+    Case("SpatialDropout-p0", lambda: nn.SpatialDropout(0.0), normal((3, 2, 2)), lambda m, x: x),
+    Case("WhiteNoise-evaluate", lambda: nn.WhiteNoise(0.5, 2).evaluate(), normal((3, 4)),
+         lambda m, x: x),
+    Case("WhiteNoise-std0", lambda: nn.WhiteNoise(0.5, 0.0), normal((3, 4)),
+         lambda m, x: x + 0.5),
+    # These two change the gradient on purpose: their backward is checked in
+    # tests/nn/test_nn_catalogue.py.
+    Case("L1Penalty", lambda: nn.L1Penalty(0.1), normal((3, 4)), lambda m, x: x,
+         dict(check_inputs=False)),
+    Case("GradientReversal", lambda: nn.GradientReversal(0.5), normal((3, 4)), lambda m, x: x,
+         dict(check_inputs=False)),
+    Case("TemporalConvolution", lambda: nn.TemporalConvolution(3, 2, 3), normal((2, 6, 3)),
+         temporal_conv_np),
+    Case("TemporalConvolution-stride-1example", lambda: nn.TemporalConvolution(2, 4, 2, 3),
+         normal((8, 2)), temporal_conv_np),
+    Case("SpatialConvolution", lambda: nn.SpatialConvolution(2, 3, 3, 3), normal((2, 2, 5, 5)),
+         conv_ref),
+    Case("SpatialConvolution-stride-pad-rect",
+         lambda: nn.SpatialConvolution(2, 3, 3, 2, 2, 1, 1, 0), normal((2, 2, 5, 6)), conv_ref),
+    Case("SpatialConvolution-1image-nobias",
+         lambda: nn.SpatialConvolution(1, 2, 2, 2, 1, 1, 1, 1, bias=False), normal((1, 4, 3)),
+         conv_ref),
+    Case("SpatialMaxPooling", lambda: nn.SpatialMaxPooling(2, 2), images(2, 2, 4, 6),
+         lambda m, x: torch_fn("max_pool2d", x, (2, 2))),
+    Case("SpatialMaxPooling-overlap-pad",
+         lambda: nn.SpatialMaxPooling(3, 3, 2, 2, 1, 1), images(2, 1, 5, 5),
+         lambda m, x: torch_fn("max_pool2d", x, 3, 2, 1)),
+    Case("SpatialMaxPooling-ceil-1image", lambda: nn.SpatialMaxPooling(2, 2).ceil(),
+         images(2, 5, 5), lambda m, x: torch_fn("max_pool2d", x[None], 2, ceil_mode=True)[0]),
+    Case("SpatialAveragePooling", lambda: nn.SpatialAveragePooling(2, 2, 2, 2), normal((2, 2, 4, 4)),
+         lambda m, x: torch_fn("avg_pool2d", x, 2)),
+    Case("SpatialAveragePooling-stride1-default", lambda: nn.SpatialAveragePooling(3, 2),
+         normal((1, 2, 4, 5)), lambda m, x: torch_fn("avg_pool2d", x, (2, 3), 1)),
+    Case("SpatialAveragePooling-pad-ceil",
+         lambda: nn.SpatialAveragePooling(3, 3, 2, 2, 1, 1).ceil(), normal((1, 2, 6, 6)),
+         lambda m, x: torch_fn("avg_pool2d", x, 3, 2, 1, ceil_mode=True)),
+    Case("SpatialAveragePooling-exclude-pad",
+         lambda: nn.SpatialAveragePooling(3, 3, 2, 2, 1, 1, count_include_pad=False),
+         normal((1, 1, 5, 5)),
+         lambda m, x: torch_fn("avg_pool2d", x, 3, 2, 1, count_include_pad=False)),
+    Case("SpatialZeroPadding", lambda: nn.SpatialZeroPadding(1, 2, 0, 1), normal((2, 1, 3, 3)),
+         lambda m, x: np.pad(x, ((0, 0), (0, 0), (0, 1), (1, 2)))),
+    Case("SpatialZeroPadding-crop", lambda: nn.SpatialZeroPadding(-1, 1, 2, -2),
+         normal((2, 4, 4)), lambda m, x: np.pad(x, ((0, 0), (2, 0), (0, 1)))[:, :-2, 1:]),
+    Case("SpatialUpSamplingNearest", lambda: nn.SpatialUpSamplingNearest(2), normal((2, 1, 2, 3)),
+         lambda m, x: torch_fn("interpolate", x, scale_factor=2, mode="nearest")),
+]
+
+
 @pytest.fixture(params=CASES, ids=[c.name for c in CASES])
 def case(request: pytest.FixtureRequest) -> Case:
     return request.param

@@ -1,0 +1,259 @@
+"""Convolutions, NCHW as Lua (Lua: ``nn.SpatialConvolution``, ``nn.TemporalConvolution``).
+
+Both unfold the input into columns (im2col) with one strided copy per kernel position (never a
+loop over pixels) and multiply by the weights in one matrix product; backward is two products
+and the matching fold (col2im).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import backend
+from ..errors import check
+from ..module import Array, Module
+
+__all__ = ["SpatialConvolution", "TemporalConvolution", "conv_output_size", "im2col", "col2im"]
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad: int, ceil: bool = False) -> int:
+    """The number of windows along one axis (Lua's formula; ``ceil`` as ``:ceil()`` pooling)."""
+    span = size + 2 * pad - kernel
+    n = (-(-span // stride) if ceil else span // stride) + 1
+    if ceil and (n - 1) * stride >= size + pad:  # the last window must start inside
+        n -= 1
+    return n
+
+
+def im2col(xp: Any, x: Array, kh: int, kw: int, dh: int, dw: int, oh: int, ow: int) -> Array:
+    """Columns ``(C, kh, kw, B, oh, ow)`` of an (already padded) ``(B, C, H, W)`` input.
+
+    ``cols.reshape(C*kh*kw, B*oh*ow)`` is the matrix the weights multiply.
+    """
+    b, c = int(x.shape[0]), int(x.shape[1])
+    cols = xp.empty((c, kh, kw, b, oh, ow), dtype=x.dtype)
+    xt = x.transpose(1, 0, 2, 3)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = xt[:, :, i:i + dh * (oh - 1) + 1:dh, j:j + dw * (ow - 1) + 1:dw]
+    return cols
+
+
+def col2im(xp: Any, cols: Array, shape: tuple[int, ...], kh: int, kw: int, dh: int,
+           dw: int) -> Array:
+    """The adjoint of :func:`im2col`: columns summed back into a padded ``(B, C, H, W)``."""
+    b, c, h, w = shape
+    oh, ow = int(cols.shape[4]), int(cols.shape[5])
+    out = xp.zeros((c, b, h, w), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i:i + dh * (oh - 1) + 1:dh, j:j + dw * (ow - 1) + 1:dw] += cols[:, i, j]
+    return out.transpose(1, 0, 2, 3)
+
+
+def _uniform_reset(module: Module, stdv: float) -> None:
+    rng = backend.host_rng()
+    for name in module._param_names:
+        p = getattr(module, name)
+        p[...] = backend.to_device(rng.uniform(-stdv, stdv, size=p.shape).astype(p.dtype),
+                                   module._device)
+
+
+class SpatialConvolution(Module):
+    """2-D convolution of ``(batch, C_in, H, W)`` images (Lua: ``nn.SpatialConvolution(nInputPlane,
+    nOutputPlane, kW, kH, dW, dH, padW, padH)``).
+
+    Args:
+        in_planes, out_planes: channels in and out.
+        kw, kh: kernel width and height (``kh`` defaults to ``kw``).
+        dw, dh: strides (1; ``dh`` defaults to ``dw``).
+        pad_w, pad_h: zero padding on each side (0; ``pad_h`` defaults to ``pad_w``).
+        bias: learn a bias per output plane.
+
+    Shape: ``(batch, C_in, H, W)`` or ``(C_in, H, W)`` -> ``(batch, C_out, H', W')``,
+    ``H' = (H + 2 pad_h - kh) // dh + 1``. ``weight`` ``(C_out, C_in, kh, kw)`` and ``bias``
+    start uniform in ``+-1/sqrt(kw kh C_in)`` (Lua's ``reset``).
+
+    Example:
+        >>> conv = SpatialConvolution(1, 8, 3, 3, 1, 1, 1, 1)
+        >>> conv.forward(numpy.zeros((2, 1, 28, 28), "float32")).shape
+        (2, 8, 28, 28)
+    """
+
+    input_kind = "array"
+    _state_names = ("cols",)
+
+    def __init__(self, in_planes: int, out_planes: int, kw: int, kh: int | None = None,
+                 dw: int = 1, dh: int | None = None, pad_w: int = 0, pad_h: int | None = None,
+                 bias: bool = True):
+        super().__init__()
+        self.in_planes, self.out_planes = int(in_planes), int(out_planes)
+        self.kw = int(kw)
+        self.kh = self.kw if kh is None else int(kh)
+        self.dw = int(dw)
+        self.dh = self.dw if dh is None else int(dh)
+        self.pad_w = int(pad_w)
+        self.pad_h = self.pad_w if pad_h is None else int(pad_h)
+        if min(self.in_planes, self.out_planes, self.kw, self.kh, self.dw, self.dh) <= 0 \
+                or min(self.pad_w, self.pad_h) < 0:
+            raise ValueError(f"SpatialConvolution: sizes and strides must be positive and pads "
+                             f"non-negative, got {self.extra_repr()}")
+        self.has_bias = bool(bias)
+        self.register_parameter("weight", backend.new_parameter(
+            (self.out_planes, self.in_planes, self.kh, self.kw)))
+        if self.has_bias:
+            self.register_parameter("bias", backend.new_parameter((self.out_planes,)))
+        self.cols: Array | None = None
+        self.reset()
+
+    def reset(self, stdv: float | None = None) -> "SpatialConvolution":
+        """Re-initialise uniformly in ``+-stdv``, ``1/sqrt(kw kh C_in)`` by default (Lua)."""
+        _uniform_reset(self, 1.0 / math.sqrt(self.kw * self.kh * self.in_planes)
+                       if stdv is None else float(stdv))
+        return self
+
+    def _geometry(self, x: Array) -> tuple[Array, int, int]:
+        ok = x.ndim == 4 and int(x.shape[1]) == self.in_planes
+        check(ok, self, f"(batch, {self.in_planes}, height, width) or ({self.in_planes}, "
+              f"height, width)", x)
+        oh = conv_output_size(int(x.shape[2]), self.kh, self.dh, self.pad_h)
+        ow = conv_output_size(int(x.shape[3]), self.kw, self.dw, self.pad_w)
+        check(oh > 0 and ow > 0, self,
+              f"at least {self.kh - 2 * self.pad_h}x{self.kw - 2 * self.pad_w} pixels", x)
+        return x, oh, ow
+
+    def _padded(self, xp: Any, x: Array) -> Array:
+        if not (self.pad_h or self.pad_w):
+            return x
+        return xp.pad(x, ((0, 0), (0, 0), (self.pad_h, self.pad_h), (self.pad_w, self.pad_w)))
+
+    @staticmethod
+    def _batched(x: Array) -> Array:
+        return x if x.ndim != 3 else x.reshape((1,) + tuple(x.shape))
+
+    def update_output(self, input: Array) -> Array:
+        xp = backend.get_array_module(input)
+        x, oh, ow = self._geometry(self._batched(input))
+        b = int(x.shape[0])
+        self.cols = im2col(xp, self._padded(xp, x), self.kh, self.kw, self.dh, self.dw, oh, ow)
+        w2 = self.weight.reshape(self.out_planes, -1)
+        y = xp.matmul(w2, self.cols.reshape(int(w2.shape[1]), -1))  # (C_out, B*oh*ow)
+        if self.has_bias:
+            y += self.bias.reshape(-1, 1)
+        out = xp.ascontiguousarray(y.reshape(self.out_planes, b, oh, ow).transpose(1, 0, 2, 3))
+        self.output = out if input.ndim == 4 else out.reshape(out.shape[1:])
+        return self.output
+
+    def _grad_matrix(self, xp: Any, grad_output: Array) -> Array:
+        g = self._batched(grad_output)
+        return xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(self.out_planes, -1)
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        xp = backend.get_array_module(input)
+        x = self._batched(input)
+        g2 = self._grad_matrix(xp, grad_output)
+        gcols = xp.matmul(self.weight.reshape(self.out_planes, -1).T, g2)
+        gcols = gcols.reshape(self.cols.shape)
+        b, c, h, w = (int(s) for s in x.shape)
+        shape = (b, c, h + 2 * self.pad_h, w + 2 * self.pad_w)
+        gx = col2im(xp, gcols, shape, self.kh, self.kw, self.dh, self.dw)
+        gx = gx[:, :, self.pad_h:self.pad_h + h, self.pad_w:self.pad_w + w]
+        self.grad_input = gx.reshape(input.shape)
+        return self.grad_input
+
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
+        xp = backend.get_array_module(input)
+        g2 = self._grad_matrix(xp, grad_output)
+        gw = xp.matmul(g2, self.cols.reshape(int(self.cols.shape[0]) * self.kh * self.kw, -1).T)
+        if scale != 1.0:
+            gw *= scale
+        self.grad_weight += gw.reshape(self.grad_weight.shape)
+        if self.has_bias:
+            self.grad_bias += scale * g2.sum(axis=1)
+
+    def extra_repr(self) -> str:
+        text = f"{self.in_planes} -> {self.out_planes}, {self.kw}x{self.kh}"
+        if self.dw != 1 or self.dh != 1 or self.pad_w or self.pad_h:
+            text += f", {self.dw},{self.dh}"
+        if self.pad_w or self.pad_h:
+            text += f", {self.pad_w},{self.pad_h}"
+        return text
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        return text if self.has_bias else text + " without bias"
+
+
+class TemporalConvolution(Module):
+    """1-D convolution over time of ``(batch, T, frame)`` sequences (Lua:
+    ``nn.TemporalConvolution(inputFrameSize, outputFrameSize, kW, dW)``).
+
+    Shape: ``(batch, T, in_frame)`` or ``(T, in_frame)`` -> ``(batch, T', out_frame)``,
+    ``T' = (T - kw) // dw + 1``. ``weight`` ``(out_frame, kw * in_frame)`` (Lua's layout: the
+    ``kw`` input frames of a window concatenated) and ``bias`` start uniform in
+    ``+-1/sqrt(kw in_frame)``.
+    """
+
+    input_kind = "array"
+    _state_names = ("cols",)
+
+    def __init__(self, in_frame: int, out_frame: int, kw: int, dw: int = 1):
+        super().__init__()
+        self.in_frame, self.out_frame, self.kw, self.dw = (int(in_frame), int(out_frame),
+                                                           int(kw), int(dw))
+        if min(self.in_frame, self.out_frame, self.kw, self.dw) <= 0:
+            raise ValueError(f"TemporalConvolution sizes must be positive, got "
+                             f"{self.extra_repr()}")
+        self.register_parameter("weight", backend.new_parameter(
+            (self.out_frame, self.kw * self.in_frame)))
+        self.register_parameter("bias", backend.new_parameter((self.out_frame,)))
+        self.cols: Array | None = None
+        self.reset()
+
+    def reset(self, stdv: float | None = None) -> "TemporalConvolution":
+        _uniform_reset(self, 1.0 / math.sqrt(self.kw * self.in_frame)
+                       if stdv is None else float(stdv))
+        return self
+
+    def _geometry(self, x: Array) -> tuple[Array, int]:
+        check(x.ndim in (2, 3) and int(x.shape[-1]) == self.in_frame, self,
+              f"(batch, time, {self.in_frame}) or (time, {self.in_frame})", x)
+        x3 = x if x.ndim == 3 else x.reshape((1,) + tuple(x.shape))
+        t = (int(x3.shape[1]) - self.kw) // self.dw + 1
+        check(t > 0, self, f"at least {self.kw} time steps", x)
+        return x3, t
+
+    def update_output(self, input: Array) -> Array:
+        xp = backend.get_array_module(input)
+        x, t = self._geometry(input)
+        b = int(x.shape[0])
+        cols = xp.empty((b, t, self.kw, self.in_frame), dtype=x.dtype)
+        for k in range(self.kw):
+            cols[:, :, k] = x[:, k:k + self.dw * (t - 1) + 1:self.dw]
+        self.cols = cols.reshape(b * t, self.kw * self.in_frame)
+        y = xp.matmul(self.cols, self.weight.T) + self.bias
+        self.output = y.reshape((b, t, self.out_frame) if input.ndim == 3
+                                else (t, self.out_frame))
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        xp = backend.get_array_module(input)
+        x, t = self._geometry(input)
+        b = int(x.shape[0])
+        gcols = xp.matmul(grad_output.reshape(b * t, self.out_frame), self.weight)
+        gcols = gcols.reshape(b, t, self.kw, self.in_frame)
+        gx = xp.zeros_like(x)
+        for k in range(self.kw):
+            gx[:, k:k + self.dw * (t - 1) + 1:self.dw] += gcols[:, :, k]
+        self.grad_input = gx.reshape(input.shape)
+        return self.grad_input
+
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
+        xp = backend.get_array_module(input)
+        g = grad_output.reshape(-1, self.out_frame)
+        self.grad_weight += scale * xp.matmul(g.T, self.cols)
+        self.grad_bias += scale * g.sum(axis=0)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_frame} -> {self.out_frame}, {self.kw}" + \
+            (f", {self.dw}" if self.dw != 1 else "")

@@ -1,0 +1,258 @@
+"""Pooling, padding and up-sampling of NCHW images (Lua: ``nn.SpatialMaxPooling``,
+``nn.SpatialAveragePooling``, ``nn.SpatialZeroPadding``, ``nn.SpatialUpSamplingNearest``).
+
+Inputs are ``(batch, C, H, W)`` or one image ``(C, H, W)``. Windows are visited one kernel
+position at a time over the whole batch (strided views), never pixel by pixel.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .. import backend
+from ..errors import check
+from ..module import Array, Module
+from .convolution import conv_output_size
+
+__all__ = ["SpatialMaxPooling", "SpatialAveragePooling", "SpatialZeroPadding",
+           "SpatialUpSamplingNearest"]
+
+
+def _window(i: int, j: int, dh: int, dw: int, oh: int, ow: int) -> tuple:
+    return (Ellipsis, slice(i, i + dh * (oh - 1) + 1, dh), slice(j, j + dw * (ow - 1) + 1, dw))
+
+
+class _Pool(Module):
+    input_kind = "array"
+
+    def __init__(self, kw: int, kh: int | None, dw: int | None, dh: int | None, pad_w: int,
+                 pad_h: int | None, default_stride_is_kernel: bool):
+        super().__init__()
+        self.kw = int(kw)
+        self.kh = self.kw if kh is None else int(kh)
+        if dw is None:
+            dw = self.kw if default_stride_is_kernel else 1
+        self.dw = int(dw)
+        self.dh = (self.kh if default_stride_is_kernel else 1) if dh is None else int(dh)
+        self.pad_w = int(pad_w)
+        self.pad_h = self.pad_w if pad_h is None else int(pad_h)
+        self.ceil_mode = False
+        if min(self.kw, self.kh, self.dw, self.dh) <= 0 or min(self.pad_w, self.pad_h) < 0:
+            raise ValueError(f"{type(self).__name__}: kernel and strides must be positive, pads "
+                             f"non-negative, got {self.extra_repr()}")
+        if self.pad_w > self.kw // 2 or self.pad_h > self.kh // 2:
+            raise ValueError(f"{type(self).__name__}: a pad must be at most half the kernel, "
+                             f"got {self.extra_repr()}")
+
+    def ceil(self) -> "_Pool":
+        """Count a last, partial window (Lua: ``:ceil()``); returns self."""
+        self.ceil_mode = True
+        return self
+
+    def floor(self) -> "_Pool":
+        """Drop a last, partial window (Lua: ``:floor()``, the default); returns self."""
+        self.ceil_mode = False
+        return self
+
+    def _geometry(self, x: Array) -> tuple[int, int, int, int]:
+        check(x.ndim in (3, 4), self, "(batch, C, height, width) or (C, height, width)", x)
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        oh = conv_output_size(h, self.kh, self.dh, self.pad_h, self.ceil_mode)
+        ow = conv_output_size(w, self.kw, self.dw, self.pad_w, self.ceil_mode)
+        check(oh > 0 and ow > 0, self, f"images of at least {self.kh}x{self.kw} pixels "
+              f"(with padding)", x)
+        # The padded extent the windows reach (ceil mode may reach past the padding).
+        ph = max(h + 2 * self.pad_h, (oh - 1) * self.dh + self.kh)
+        pw = max(w + 2 * self.pad_w, (ow - 1) * self.dw + self.kw)
+        return oh, ow, ph, pw
+
+    def _pad(self, xp: Any, x: Array, ph: int, pw: int, value: float) -> Array:
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        extra = ((0, 0),) * (x.ndim - 2)
+        pads = extra + ((self.pad_h, ph - h - self.pad_h), (self.pad_w, pw - w - self.pad_w))
+        if all(p == (0, 0) for p in pads):
+            return x
+        return xp.pad(x, pads, constant_values=value)
+
+    def _crop(self, g: Array, h: int, w: int) -> Array:
+        return g[..., self.pad_h:self.pad_h + h, self.pad_w:self.pad_w + w]
+
+    def extra_repr(self) -> str:
+        text = f"{self.kw}x{self.kh}, {self.dw},{self.dh}"
+        if self.pad_w or self.pad_h:
+            text += f", {self.pad_w},{self.pad_h}"
+        return text + (", ceil" if self.ceil_mode else "")
+
+
+class SpatialMaxPooling(_Pool):
+    """Maximum over ``kh x kw`` windows (Lua: ``nn.SpatialMaxPooling(kW, kH, dW, dH, padW,
+    padH)``; strides default to the kernel size, ``:ceil()`` for Lua's ceil mode). Padding is
+    ``-inf``; the gradient goes to the first maximum of each window."""
+
+    _state_names = ("indices",)
+
+    def __init__(self, kw: int, kh: int | None = None, dw: int | None = None,
+                 dh: int | None = None, pad_w: int = 0, pad_h: int | None = None):
+        super().__init__(kw, kh, dw, dh, pad_w, pad_h, default_stride_is_kernel=True)
+        self.indices: Array | None = None
+
+    def update_output(self, input: Array) -> Array:
+        xp = backend.get_array_module(input)
+        oh, ow, ph, pw = self._geometry(input)
+        x = self._pad(xp, input, ph, pw, -float("inf"))
+        best = index = None
+        for i in range(self.kh):
+            for j in range(self.kw):
+                v = x[_window(i, j, self.dh, self.dw, oh, ow)]
+                if best is None:
+                    best = v.copy()
+                    index = xp.zeros(v.shape, dtype="int32")
+                    continue
+                better = v > best
+                best = xp.where(better, v, best)
+                index = xp.where(better, i * self.kw + j, index)
+        self.output, self.indices = best, index
+        return best
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        xp = backend.get_array_module(input)
+        oh, ow, ph, pw = self._geometry(input)
+        g = xp.zeros(tuple(input.shape[:-2]) + (ph, pw), dtype=grad_output.dtype)
+        for i in range(self.kh):
+            for j in range(self.kw):
+                g[_window(i, j, self.dh, self.dw, oh, ow)] += \
+                    grad_output * (self.indices == i * self.kw + j)
+        self.grad_input = self._crop(g, int(input.shape[-2]), int(input.shape[-1]))
+        return self.grad_input
+
+
+class SpatialAveragePooling(_Pool):
+    """Mean over ``kh x kw`` windows (Lua: ``nn.SpatialAveragePooling(kW, kH, dW, dH, padW,
+    padH)``; strides default to 1 as in Lua, ``:ceil()`` for ceil mode).
+
+    Args:
+        count_include_pad: divide by the window's size including the zero padding (Lua's
+            default, True), or by the number of image pixels it covers. A ceil-mode window that
+            reaches past the padding is divided by the part inside it, as Lua's.
+    """
+
+    _state_names = ("divisor",)
+
+    def __init__(self, kw: int, kh: int | None = None, dw: int | None = None,
+                 dh: int | None = None, pad_w: int = 0, pad_h: int | None = None,
+                 count_include_pad: bool = True):
+        super().__init__(kw, kh, dw, dh, pad_w, pad_h, default_stride_is_kernel=False)
+        self.count_include_pad = bool(count_include_pad)
+        self.divisor: Array | None = None
+
+    def _sum_windows(self, x: Array, oh: int, ow: int) -> Array:
+        total = None
+        for i in range(self.kh):
+            for j in range(self.kw):
+                v = x[_window(i, j, self.dh, self.dw, oh, ow)]
+                total = v.copy() if total is None else total + v
+        return total
+
+    def _divisor(self, xp: Any, input: Array, oh: int, ow: int, ph: int, pw: int) -> Array:
+        h, w = int(input.shape[-2]), int(input.shape[-1])
+        cover = xp.zeros((ph, pw), dtype=input.dtype)
+        if self.count_include_pad:
+            cover[:h + 2 * self.pad_h, :w + 2 * self.pad_w] = 1
+        else:
+            cover[self.pad_h:self.pad_h + h, self.pad_w:self.pad_w + w] = 1
+        return self._sum_windows(cover, oh, ow)
+
+    def update_output(self, input: Array) -> Array:
+        xp = backend.get_array_module(input)
+        oh, ow, ph, pw = self._geometry(input)
+        self.divisor = self._divisor(xp, input, oh, ow, ph, pw)
+        x = self._pad(xp, input, ph, pw, 0.0)
+        self.output = self._sum_windows(x, oh, ow) / self.divisor
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        xp = backend.get_array_module(input)
+        oh, ow, ph, pw = self._geometry(input)
+        gd = grad_output / self.divisor
+        g = xp.zeros(tuple(input.shape[:-2]) + (ph, pw), dtype=grad_output.dtype)
+        for i in range(self.kh):
+            for j in range(self.kw):
+                g[_window(i, j, self.dh, self.dw, oh, ow)] += gd
+        self.grad_input = self._crop(g, int(input.shape[-2]), int(input.shape[-1]))
+        return self.grad_input
+
+
+class SpatialZeroPadding(Module):
+    """Zero padding (negative values crop) of the last two axes (Lua:
+    ``nn.SpatialZeroPadding(padLeft, padRight, padTop, padBottom)``; the last three default to
+    ``pad_left``)."""
+
+    input_kind = "array"
+
+    def __init__(self, pad_left: int, pad_right: int | None = None, pad_top: int | None = None,
+                 pad_bottom: int | None = None):
+        super().__init__()
+        self.pad_left = int(pad_left)
+        self.pad_right = self.pad_left if pad_right is None else int(pad_right)
+        self.pad_top = self.pad_left if pad_top is None else int(pad_top)
+        self.pad_bottom = self.pad_left if pad_bottom is None else int(pad_bottom)
+
+    @staticmethod
+    def _pad_crop(xp: Any, x: Array, top: int, bottom: int, left: int, right: int) -> Array:
+        """Pad the positive amounts with zeros, crop the negative ones."""
+        extra = ((0, 0),) * (x.ndim - 2)
+        pads = extra + ((max(top, 0), max(bottom, 0)), (max(left, 0), max(right, 0)))
+        if any(p != (0, 0) for p in pads):
+            x = xp.pad(x, pads)
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        return x[..., max(-top, 0):h - max(-bottom, 0), max(-left, 0):w - max(-right, 0)]
+
+    def update_output(self, input: Array) -> Array:
+        h = int(input.shape[-2]) + self.pad_top + self.pad_bottom if input.ndim >= 2 else 0
+        w = int(input.shape[-1]) + self.pad_left + self.pad_right if input.ndim >= 2 else 0
+        check(input.ndim in (3, 4) and h > 0 and w > 0, self,
+              "(batch, C, height, width) or (C, height, width) larger than the crop", input)
+        xp = backend.get_array_module(input)
+        self.output = self._pad_crop(xp, input, self.pad_top, self.pad_bottom, self.pad_left,
+                                     self.pad_right)
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        xp = backend.get_array_module(input)
+        self.grad_input = self._pad_crop(xp, grad_output, -self.pad_top, -self.pad_bottom,
+                                         -self.pad_left, -self.pad_right)
+        return self.grad_input
+
+    def extra_repr(self) -> str:
+        return f"l={self.pad_left}, r={self.pad_right}, t={self.pad_top}, b={self.pad_bottom}"
+
+
+class SpatialUpSamplingNearest(Module):
+    """Nearest-neighbour up-sampling by an integer ``scale`` (Lua:
+    ``nn.SpatialUpSamplingNearest(scale)``): ``(..., H, W) -> (..., H*scale, W*scale)``."""
+
+    input_kind = "array"
+
+    def __init__(self, scale: int):
+        super().__init__()
+        if int(scale) < 1 or int(scale) != scale:
+            raise ValueError(f"SpatialUpSamplingNearest needs a positive integer scale, got "
+                             f"{scale}")
+        self.scale = int(scale)
+
+    def update_output(self, input: Array) -> Array:
+        check(input.ndim in (3, 4), self, "(batch, C, height, width) or (C, height, width)",
+              input)
+        xp = backend.get_array_module(input)
+        s = self.scale
+        self.output = xp.repeat(xp.repeat(input, s, axis=-2), s, axis=-1)
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        s = self.scale
+        h, w = int(input.shape[-2]), int(input.shape[-1])
+        g = grad_output.reshape(tuple(input.shape[:-2]) + (h, s, w, s))
+        self.grad_input = g.sum(axis=(-3, -1))
+        return self.grad_input
+
+    def extra_repr(self) -> str:
+        return str(self.scale)
