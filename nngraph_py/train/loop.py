@@ -120,15 +120,13 @@ def _all_finite(array: Any) -> bool:
 
 def _first_nonfinite(model: Any, optimizer: Any) -> tuple[str, str] | None:
     """``(what, detail)`` for the first non-finite parameter or optimizer buffer, or None."""
-    params = optimizer.params if optimizer is not None else None
-    if params is None or not _all_finite(params):
-        for name, p in model.named_parameters():
-            bad = nonfinite_count(p)
-            if bad:
-                total = sum(int(q.size) for _, q in model.named_parameters())
-                all_bad = sum(nonfinite_count(q) for _, q in model.named_parameters())
-                return "parameters", (f"{all_bad:,} of {total:,} parameter values are NaN or "
-                                      f"infinite (first: {name})")
+    named = list(model.named_parameters())
+    for name, p in named:
+        if not _all_finite(p):
+            total = sum(int(q.size) for _, q in named)
+            all_bad = sum(nonfinite_count(q) for _, q in named)
+            return "parameters", (f"{all_bad:,} of {total:,} parameter values are NaN or "
+                                  f"infinite (first: {name})")
     if optimizer is not None:
         for key, value in optimizer.state_dict().items():
             if backend.is_array(value):
