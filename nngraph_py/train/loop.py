@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy
 
 from .. import backend
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..errors import NNGraphError
 from .history import History, TrainState
 from .progress import Progress, format_value
@@ -172,7 +172,15 @@ def save_run(path: str | Path, model: Any, optimizer: Any, state: TrainState,
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     meta = {RUN_KEY: asdict(state), "config": dict(config or {}), "rng": rng_state(),
             "callbacks": dict(callbacks or {})}
-    save_checkpoint(path, model, optimizer, meta)
+    try:
+        save_checkpoint(path, model, optimizer, meta)
+    except CheckpointError as exc:
+        # save_checkpoint's own refusal of NaN/Inf arrays (checkpoint.NonFiniteError), should
+        # a value slip past the check above (an optimizer counter, say)
+        if type(exc).__name__ != "NonFiniteError":
+            raise
+        raise NonFiniteError(f"not saving {path} at step {state.global_step}: {exc}",
+                             what="optimizer state", checkpoint=path) from exc
     return path
 
 
