@@ -22,8 +22,8 @@ import math
 from typing import Any, Callable
 
 from nngraph_py.backend import get_array_module
-from nngraph_py.optim.optimizer import (Optimizer, check_config, check_flat, for_each_chunk,
-                                        scratch_like)
+from nngraph_py.optim.optimizer import (Optimizer, check_config, check_flat, check_hyper,
+                                        for_each_chunk, scratch_like)
 
 __all__ = ["adam", "Adam"]
 
@@ -85,6 +85,7 @@ def adam_update(x: Array, dfdx: Array, config: dict[str, Any], state: dict[str, 
     epsilon = config.get("epsilon", 1e-8)
     wd = config.get("weight_decay", 0.0)
     check_flat(x, dfdx, "adam")
+    check_hyper("adam", config)
     adam_init_state(x, state)
     if tuple(state["m"].shape) != tuple(x.shape):
         raise ValueError(f"adam: the state's buffers have shape {tuple(state['m'].shape)} but x "

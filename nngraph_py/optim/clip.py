@@ -8,13 +8,22 @@ gradParams:mul(max / norm) end``); ``clip_grad_value`` is char-rnn's
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from nngraph_py.backend import get_array_module
+from nngraph_py.optim.optimizer import HyperParameterError
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
 Array = Any
+
+
+def _check_positive(function: str, name: str, value: Any) -> None:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0  # NaN: no
+    if not ok:
+        raise HyperParameterError(f"{function}: {name} must be a positive number (inf: no "
+                                  f"clipping), got {value!r}")
 
 
 def clip_grad_norm(grad_flat: Array, max_norm: float) -> float:
@@ -31,6 +40,10 @@ def clip_grad_norm(grad_flat: Array, max_norm: float) -> float:
     Returns:
         The norm before clipping, as a Python float.
 
+    Raises:
+        HyperParameterError: ``max_norm`` is not a positive number (a negative one would flip
+            the gradient's sign, zero would erase it).
+
     Example:
         >>> import numpy as np
         >>> g = np.array([3.0, 4.0])
@@ -39,6 +52,7 @@ def clip_grad_norm(grad_flat: Array, max_norm: float) -> float:
         >>> g.round(6)
         array([0.6, 0.8])
     """
+    _check_positive("clip_grad_norm", "max_norm", max_norm)
     xp = get_array_module(grad_flat)
     # dot(g, g) reduces without a parameter-sized temporary (g * g would allocate one).
     total = math.sqrt(float(xp.dot(grad_flat, grad_flat)))
@@ -54,6 +68,10 @@ def clip_grad_value(grad_flat: Array, clip_value: float) -> None:
     Args:
         grad_flat: the 1-D gradient buffer, modified in place.
         clip_value: the largest magnitude allowed.
+
+    Raises:
+        HyperParameterError: ``clip_value`` is not a positive number.
     """
+    _check_positive("clip_grad_value", "clip_value", clip_value)
     xp = get_array_module(grad_flat)
     xp.clip(grad_flat, -clip_value, clip_value, out=grad_flat)

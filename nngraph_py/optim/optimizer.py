@@ -15,13 +15,73 @@ ufunc over the whole buffer is what is fast, so CuPy arrays are not chunked.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Iterable, Mapping
 
 from nngraph_py.backend import device_of, get_array_module, is_array, is_floating, to_device
-from nngraph_py.errors import InputError, ShapeError
+from nngraph_py.errors import InputError, NNGraphError, ShapeError
 
 __all__ = ["Optimizer", "CHUNK_BYTES", "flat_buffers", "scratch_like", "for_each_chunk",
-           "check_config"]
+           "check_config", "check_hyper", "HyperParameterError"]
+
+
+class HyperParameterError(NNGraphError, ValueError):
+    """A hyper-parameter outside the range where its rule means anything (a negative or NaN
+    learning rate, a beta of 1); the message names it, its range and the value."""
+
+
+#: key -> (low, high, high_open, what): the range a hyper-parameter must lie in. Lua's optim and
+#: PyTorch's optimizers check none (PyTorch: lr, eps, betas, momentum, weight_decay >= 0 and
+#: betas < 1); outside these ranges an update silently trains wrong or diverges.
+_RANGES: dict[str, tuple[float, float, bool, str]] = {
+    "learning_rate": (0.0, math.inf, True, "the learning rate"),
+    "learning_rate_decay": (0.0, math.inf, True, "the learning-rate decay"),
+    "weight_decay": (0.0, math.inf, True, "the weight decay"),
+    "momentum": (0.0, 1.0, False, "the momentum"),
+    "dampening": (0.0, 1.0, False, "the dampening"),
+    "beta1": (0.0, 1.0, True, "beta1 (betas[0], the decay of the mean)"),
+    "beta2": (0.0, 1.0, True, "beta2 (betas[1], the decay of the mean square)"),
+    "epsilon": (0.0, math.inf, True, "epsilon"),
+    "alpha": (0.0, 1.0, False, "alpha (the decay of the mean square)"),
+    "initial_mean": (0.0, math.inf, True, "the initial mean square"),
+}
+
+
+def check_hyper(rule: str, config: Mapping[str, Any], keys: Iterable[str] | None = None) -> None:
+    """Refuse hyper-parameters outside their range, naming the first bad one.
+
+    Args:
+        rule: the rule's name for the message (``"adam"``, ``"Adam"``).
+        config: the hyper-parameters by the functional rule's names.
+        keys: the keys to check (default: all of ``config`` that have a range).
+
+    Raises:
+        HyperParameterError: e.g. ``adam: beta2 (betas[1], ...) must be in [0, 1), got 1.0``.
+    """
+    for key in (config if keys is None else keys):
+        spec = _RANGES.get(key)
+        if spec is None or key not in config:
+            continue
+        low, high, high_open, what = spec
+        value = config[key]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise HyperParameterError(f"{rule}: {what} ({key}) must be a number, got "
+                                      f"{type(value).__name__} {value!r:.40}") from None
+        if isinstance(value, bool):
+            raise HyperParameterError(f"{rule}: {what} ({key}) must be a number, got {value!r}")
+        inside = low <= number and (number < high if high_open else number <= high)
+        if not inside or math.isnan(number):
+            interval = f"[{low:g}, {'inf' if high == math.inf else f'{high:g}'}" + \
+                (")" if high_open else "]")
+            hint = ""
+            if key == "learning_rate" and number > 0:
+                hint = " (an infinite rate makes every parameter NaN)"
+            elif key == "learning_rate" and number < 0:
+                hint = " (a negative rate climbs the loss instead of descending it)"
+            raise HyperParameterError(f"{rule}: {what} ({key}) must be finite and in "
+                                      f"{interval}, got {value!r}{hint}")
 
 Array = Any
 
@@ -174,6 +234,7 @@ class Optimizer:
     state_keys: tuple[str, ...] = ()
 
     def __init__(self, model: Any, config: dict[str, Any]):
+        check_hyper(type(self).__name__, config)
         self.params, self.grads = flat_buffers(model)
         check_config(self.rule, config, self.hyper_keys)
         self.config = config
@@ -187,6 +248,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
+        check_hyper(type(self).__name__, {"learning_rate": value})
         self.config["learning_rate"] = float(value)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -242,6 +304,7 @@ class Optimizer:
         if missing:
             raise KeyError(f"{type(self).__name__}.load_state_dict: missing key(s) "
                            f"{sorted(missing)}")
+        check_hyper(f"{type(self).__name__}.load_state_dict", state_dict, self.hyper_keys)
         for key in self.hyper_keys:
             if key in state_dict:
                 self.config[key] = state_dict[key]

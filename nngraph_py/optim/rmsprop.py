@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from nngraph_py.backend import get_array_module
-from nngraph_py.optim.optimizer import (Optimizer, check_config, check_flat, for_each_chunk,
-                                        scratch_like)
+from nngraph_py.optim.optimizer import (Optimizer, check_config, check_flat, check_hyper,
+                                        for_each_chunk, scratch_like)
 
 __all__ = ["rmsprop", "RMSProp"]
 
@@ -73,6 +73,7 @@ def rmsprop_update(x: Array, dfdx: Array, config: dict[str, Any], state: dict[st
     epsilon = config.get("epsilon", 1e-8)
     wd = config.get("weight_decay", 0.0)
     check_flat(x, dfdx, "rmsprop")
+    check_hyper("rmsprop", config)
     rmsprop_init_state(x, state, config.get("initial_mean", 0.0))
     if tuple(state["m"].shape) != tuple(x.shape):
         raise ValueError(f"rmsprop: the state's buffer has shape {tuple(state['m'].shape)} but x "

@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from nngraph_py.backend import get_array_module
-from nngraph_py.optim.optimizer import (Optimizer, check_config, check_flat, for_each_chunk,
-                                        scratch_like)
+from nngraph_py.optim.optimizer import (Optimizer, check_config, check_flat, check_hyper,
+                                        for_each_chunk, scratch_like)
 
 __all__ = ["sgd", "SGD"]
 
@@ -89,6 +89,7 @@ def sgd_update(x: Array, dfdx: Array, config: dict[str, Any], state: dict[str, A
                          f"(got momentum={mom}, dampening={damp}; the functional sgd's dampening "
                          "defaults to the momentum, as in Lua: pass dampening=0)")
     check_flat(x, dfdx, "sgd")
+    check_hyper("sgd", config)
     for name, vec in (("learning_rates", lrs), ("weight_decays", wds)):
         if vec is not None and tuple(vec.shape) != tuple(x.shape):
             raise ValueError(f"sgd: config[{name!r}] has shape {tuple(vec.shape)}, "
