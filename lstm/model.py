@@ -379,7 +379,7 @@ class Recurrent(Module):
 
     def _split_input(self, input: Any) -> tuple[Array, list[Array | None]]:
         n = len(self.carried)
-        names = [name + "0" for name in self.carried]
+        names = [name + ("_0" if name[-1].isdigit() else "0") for name in self.carried]
         if isinstance(input, (list, tuple)):
             if len(input) != 1 + n:
                 raise InputError(

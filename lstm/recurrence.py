@@ -75,7 +75,7 @@ class Recurrence(Recurrent):
         if isinstance(output, bool) or not isinstance(output, int) or not -k <= output < k:
             raise ValueError(f"Recurrence: output must index one of the {k} states, got "
                              f"{output!r}")
-        self.carried = tuple(f"s{i + 1}" for i in range(k))
+        self.carried = tuple(f"s_{i + 1}" for i in range(k))
         self.state_sizes = sizes
         self.output_state = output % k
         self.input_size = None
@@ -104,7 +104,7 @@ class Recurrence(Recurrent):
     def reset(self, stdv: float | None = None) -> "Recurrence":
         """Re-initialise the cell's parameters with each module's own ``reset`` (if any)."""
         for m in self.cell.modules():
-            if m is not self.cell and hasattr(m, "reset"):
+            if m._param_names and hasattr(m, "reset"):
                 m.reset() if stdv is None else m.reset(stdv)
         return self
 
