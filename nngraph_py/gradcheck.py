@@ -98,7 +98,8 @@ def gradcheck(module: Module, input: Any, eps: float = 1e-6, atol: float = 1e-5,
         input: an array or a (nested) list of arrays; integer arrays (class labels) are not
             perturbed.
         eps: the finite-difference step.
-        atol, rtol: an entry passes when ``|analytic - numeric| <= atol + rtol * |numeric|``.
+        atol, rtol: an entry passes when ``|analytic - numeric| <= atol + rtol * |numeric|``;
+            a NaN or infinite entry, analytic or numeric, always fails.
         check_inputs: check the gradients w.r.t. the inputs.
         check_parameters: check the parameter gradients (accumulated by ``backward``).
         seed: seed of the random projection ``R`` of the output.
@@ -126,17 +127,23 @@ def gradcheck(module: Module, input: Any, eps: float = 1e-6, atol: float = 1e-5,
     def compare(what: str, analytic: Any, numeric: numpy.ndarray) -> None:
         nonlocal worst_detail, worst_ratio, ok
         a = backend.to_numpy(analytic).astype(numpy.float64)
-        diff = numpy.abs(a - numeric)
-        errors[what] = float(diff.max()) if diff.size else 0.0
-        if not diff.size:
+        if not a.size:
+            errors[what] = 0.0
             return
-        ratio = diff / (atol + rtol * numpy.abs(numeric))
+        # A NaN or infinite gradient (analytic or numeric) fails: a plain ratio test is False
+        # for NaN and would pass it.
+        finite = numpy.isfinite(a) & numpy.isfinite(numeric)
+        with numpy.errstate(invalid="ignore"):
+            diff = numpy.where(finite, numpy.abs(a - numeric), numpy.inf)
+        errors[what] = float(diff.max())
+        ratio = numpy.where(finite, diff / (atol + rtol * numpy.abs(numeric)), numpy.inf)
         k = numpy.unravel_index(int(ratio.argmax()), ratio.shape)
         if ratio[k] > worst_ratio:
             worst_ratio = float(ratio[k])
+            note = "" if finite[k] else " (not finite)"
             worst_detail = (f"{what}{list(int(i) for i in k)}: analytic {a[k]:.8g}, "
-                            f"numeric {numeric[k]:.8g}")
-        if ratio[k] > 1.0:
+                            f"numeric {numeric[k]:.8g}{note}")
+        if not ratio[k] <= 1.0:
             ok = False
 
     if check_inputs:
