@@ -13,7 +13,7 @@ import pytest
 from nngraph_py import nn, optim, torch7
 from nngraph_py.checkpoint import load_checkpoint, save_checkpoint
 
-from .conftest import ARTIFACTS, fixture, max_diff
+from t7_helpers import ARTIFACTS, fixture, max_diff
 
 MODELS = ["lstm", "gru", "rnn"]
 TH = "/opt/luatorch/bin/th"

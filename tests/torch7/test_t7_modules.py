@@ -12,7 +12,7 @@ import pytest
 from nngraph_py import nn, torch7
 from nngraph_py.gradcheck import gradcheck
 
-from .conftest import ARTIFACTS, fixture, grads_by_param, max_diff
+from t7_helpers import ARTIFACTS, fixture, grads_by_param, max_diff
 
 TOL = 1e-12
 INDEX_CASES = {"LookupTable", "OneHot_charrnn", "OneHot_charrnn_Linear"}  # 1-based Lua indices

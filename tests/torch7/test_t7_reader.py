@@ -12,7 +12,7 @@ from nngraph_py import nn, torch7
 from nngraph_py.errors import NNGraphError
 from nngraph_py.torch7 import reader
 
-from .conftest import fixture, max_diff
+from t7_helpers import fixture, max_diff
 
 
 def _ref(v):

@@ -1,4 +1,4 @@
-"""Shared helpers for the .t7 tests: fixture paths and nested comparisons."""
+"""Helpers for the .t7 tests: fixture paths and nested comparisons."""
 from __future__ import annotations
 
 import os

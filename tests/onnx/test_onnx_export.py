@@ -1,0 +1,159 @@
+"""ONNX export: every supported family written, run by onnxruntime, compared with forward."""
+from __future__ import annotations
+
+import os
+
+import numpy
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import lstm  # noqa: E402
+from nngraph_py import nn, torch7  # noqa: E402
+from nngraph_py.module import Module  # noqa: E402
+from nngraph_py.onnx import OnnxExportError, export  # noqa: E402
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "lua", "torch7")
+F32 = 1e-5  # float32 tolerance
+
+
+def _run(path, feeds):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {i.name: f for i, f in zip(sess.get_inputs(), feeds)})
+
+
+def _flat(v):
+    if isinstance(v, (list, tuple)):
+        return [a for x in v for a in _flat(x)]
+    return [numpy.asarray(v)]
+
+
+def _roundtrip(model, example, tmp_path, tol=F32, **kw):
+    expected = _flat(Module.forward(model.evaluate(), example))
+    model.training()  # export runs it in evaluation mode itself, then restores the mode
+    path = tmp_path / "model.onnx"
+    proto = export(model, example, path, **kw)
+    assert model.train
+    got = _run(path, _flat(example))
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert a.shape == b.shape
+        assert numpy.abs(a - b).max() <= tol * (1 + numpy.abs(b).max())
+    return proto
+
+
+def _ops(proto):
+    return {n.op_type for n in proto.graph.node}
+
+
+def _rand(*shape, dtype="float32"):
+    return numpy.random.default_rng(sum(shape)).standard_normal(shape).astype(dtype)
+
+
+def test_feed_forward_gmodule_every_family(tmp_path):
+    x, y = nn.Identity()(), nn.Identity()()
+    h = nn.Tanh()(nn.Linear(6, 8)(x))
+    r = nn.ReLU()(nn.Linear(6, 8)(x))
+    s = nn.Sigmoid()(nn.MulConstant(0.5)(nn.AddConstant(1.0)(h)))
+    mix = nn.CDivTable()([nn.CMulTable()([h, s]), nn.AddConstant(2.0)(s)])
+    diff = nn.CSubTable()([nn.CAddTable()([mix, r, h]), y])
+    joined = nn.JoinTable(1)([diff, r])                             # (B, 16)
+    parts = nn.SplitTable(1)(nn.Reshape(4, 4)(joined))              # 4 x (B, 4)
+    a, b, c, d = parts.split(4)
+    narrowed = nn.Narrow(1, 1, 3)(nn.JoinTable(1)(nn.NarrowTable(1, 2)(parts)))  # (B, 3)
+    picked = nn.Select(1, -1)(nn.View(2, 2)(a))                     # (B, 2)
+    pair = nn.ConcatTable(nn.Linear(4, 3), nn.Identity())(b)
+    first = nn.SelectTable(0)(pair)
+    par = nn.ParallelTable(nn.Tanh(), nn.Sigmoid())([c, d])
+    seq = nn.Sequential(nn.Linear(4, 5), nn.Dropout(0.3), nn.SoftMax())(nn.SelectTable(1)(par))
+    out = nn.LogSoftMax()(nn.JoinTable(1)([narrowed, picked, first, seq]))
+    model = nn.gModule([x, y], [out, seq, h])
+    proto = _roundtrip(model, [_rand(3, 6), _rand(3, 8)], tmp_path)
+    assert {"MatMul", "Concat", "Split", "Squeeze", "Softmax", "LogSoftmax", "Gather", "Slice",
+            "Reshape", "Div", "Sub"} <= _ops(proto)
+    assert len(proto.graph.output) == 3
+
+
+def test_float64_and_nested_gmodules(tmp_path):
+    def block():
+        p = nn.Identity()()
+        return nn.gModule([p], [nn.Tanh()(nn.Linear(4, 4)(p))])
+
+    x = nn.Identity()()
+    inner = block()(x)
+    out = nn.Sequential(block(), nn.Linear(4, 2))(inner)
+    model = nn.gModule([x], [out]).double()
+    _roundtrip(model, _rand(5, 4, dtype="float64"), tmp_path, tol=1e-12)
+
+
+def test_lookup_and_one_hot_take_integer_indices(tmp_path):
+    idx = nn.Identity()()
+    emb = nn.LookupTable(10, 4)(idx)
+    hot = nn.Linear(10, 4)(nn.OneHot(10)(idx))
+    model = nn.gModule([idx], [nn.CAddTable()([emb, hot])])
+    _roundtrip(model, numpy.array([1, 2, 9, 0, 0, 3], dtype=numpy.int64), tmp_path)
+
+
+@pytest.mark.parametrize("cls", [lstm.LSTM, lstm.GRU, lstm.RNN])
+@pytest.mark.parametrize("kw", [{}, {"num_layers": 2, "bidirectional": True},
+                                {"batch_first": False}], ids=["plain", "2layers_bidir", "tmajor"])
+def test_recurrent_models_as_onnx_operators(cls, kw, tmp_path):
+    model = cls(3, 5, **kw)
+    x = _rand(4, 6, 3)
+    proto = _roundtrip(model, x, tmp_path)
+    assert cls.__name__ in _ops(proto)
+    n_state = 2 if cls is lstm.LSTM else 1
+    assert len(proto.graph.output) == 1 + n_state  # outputs, h_n (and c_n)
+
+
+@pytest.mark.parametrize("cls", [lstm.LSTM, lstm.GRU])
+def test_recurrent_unrolled_and_with_initial_state(cls, tmp_path):
+    model = cls(3, 4, num_layers=2)
+    x = _rand(2, 5, 3)
+    state = [_rand(2, 2, 4) for _ in model.state_sizes]
+    for mode in ("auto", "unrolled"):
+        proto = _roundtrip(model, [x] + state, tmp_path, recurrent=mode)
+        assert (cls.__name__ in _ops(proto)) == (mode == "auto")
+
+
+def test_recurrence_of_a_custom_cell_is_unrolled(tmp_path):
+    x, h = nn.Identity()(), nn.Identity()()
+    nh = nn.Tanh()(nn.CAddTable()([nn.Linear(3, 4)(x), nn.Linear(4, 4)(h)]))
+    model = lstm.Recurrence(nn.gModule([x, h], [nh]), [4])
+    proto = _roundtrip(model, _rand(2, 5, 3), tmp_path)
+    assert "RNN" not in _ops(proto)
+
+
+def test_lstm_inside_a_gmodule(tmp_path):
+    x = nn.Identity()()
+    outputs, h_n, c_n = lstm.LSTM(3, 4)(x).split(3)
+    head = nn.LogSoftMax()(nn.Linear(4, 2)(nn.Select(1, -1)(outputs)))
+    model = nn.gModule([x], [head, h_n, c_n])
+    _roundtrip(model, _rand(2, 5, 3), tmp_path)
+
+
+def test_models_loaded_from_t7(tmp_path):
+    ck = torch7.load(os.path.join(FIXTURES, "char_rnn_lstm.t7"))
+    rnn = ck["protos"]["rnn"]
+    state = [s + 0.1 for s in torch7.char_rnn_state(ck, batch=3)]
+    example = [numpy.array([0, 5, 7])] + state
+    proto = _roundtrip(rnn, example, tmp_path, tol=1e-12)  # float64, as Lua wrote it
+    assert len(proto.graph.output) == 5
+    cases = torch7.load(os.path.join(FIXTURES, "graphs.t7"))["cases"]
+    for case in cases:
+        _roundtrip(case["module"], case["input"], tmp_path, tol=1e-12)
+
+
+def test_unsupported_module_is_refused_by_name(tmp_path):
+    class Swish(Module):
+        def update_output(self, input):
+            self.output = input / (1 + numpy.exp(-input))
+            return self.output
+
+    x = nn.Identity()()
+    model = nn.gModule([x], [Swish()(nn.Linear(3, 3)(x)).annotate(name="my_swish")])
+    with pytest.raises(OnnxExportError, match="my_swish.*Swish"):
+        export(model, _rand(2, 3), tmp_path / "m.onnx")
+    with pytest.raises(OnnxExportError, match="recurrent"):
+        export(model, _rand(2, 3), tmp_path / "m.onnx", recurrent="fast")
