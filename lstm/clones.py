@@ -2,16 +2,17 @@
 
 Unrolling a recurrent cell over ``T`` steps needs ``T`` copies of it, each keeping its own
 activations for backward, all reading the same weights and accumulating into the same gradients.
-Lua did ``cell:clone('weight', 'bias', 'gradWeight', 'gradBias')``. Here the copy is a
-``copy.deepcopy`` whose memo maps every shared array to itself, so those arrays are never copied,
-cached outputs are dropped, and a ``gModule``'s nodes are copied together with its modules.
+Lua did ``cell:clone('weight', 'bias', 'gradWeight', 'gradBias')``. Here the copy is
+:func:`nngraph_py.module.clone_tree`, the implementation behind ``Module.clone``: shared arrays
+are never copied, cached outputs are dropped, a ``gModule``'s nodes are copied together with its
+modules, and the clones stay in one sharing group so that ``get_parameters`` (an optimizer) keeps
+them sharing.
 """
 from __future__ import annotations
 
-import copy
-from typing import Any, Callable
+from typing import Callable
 
-from nngraph_py.module import Module
+from nngraph_py.module import Module, clone_tree
 
 __all__ = ["clone_module", "clone_sharing", "clone_many_times", "share_parameters"]
 
@@ -25,21 +26,9 @@ def _parameter_attrs(module: Module) -> list[str]:
 
 
 def _copy(module: Module, shared: Callable[[Module], list[str]]) -> Module:
-    memo: dict[int, Any] = {}
-    for m in module.modules():
-        for _, value in m._state_items():
-            memo[id(value)] = None  # caches are not copied: the copy starts clean
-        for attr in shared(m):
-            value = getattr(m, attr, None)
-            if value is not None:
-                memo[id(value)] = value  # deepcopy hands back the very same object
-    if module._node is not None:
-        memo[id(module._node)] = None  # detached from the outer graph, if any
-    new = copy.deepcopy(module, memo)
-    new._node = None
-    for m in new.modules():
-        m._after_parameters_replaced()
-    return new
+    # The one clone implementation (Module.clone uses it too): no deepcopy recursion over the
+    # graph, fresh nodes for every gModule, sharing kept through get_parameters.
+    return clone_tree(module, shared)
 
 
 def clone_module(module: Module, *shared_names: str) -> Module:

@@ -18,6 +18,8 @@ from typing import Any, Iterable
 
 import numpy
 
+from .errors import NNGraphError
+
 __all__ = [
     "DeviceError",
     "StrayNumpyCall",
@@ -43,11 +45,11 @@ __all__ = [
 DEVICES = ("cpu", "cuda", "strict")
 
 
-class DeviceError(RuntimeError):
+class DeviceError(NNGraphError, RuntimeError):
     """An array is on the wrong device, or a device is not available."""
 
 
-class StrayNumpyCall(RuntimeError):
+class StrayNumpyCall(NNGraphError, RuntimeError):
     """A strict array was handed to NumPy directly instead of through the backend's array module."""
 
 
@@ -106,6 +108,8 @@ def _unwrap(obj: Any) -> Any:
 def _wrap(obj: Any) -> Any:
     if isinstance(obj, numpy.ndarray):
         return StrictArray(obj)
+    if isinstance(obj, numpy.generic):  # NumPy's scalar results: 0-d device arrays, as CuPy
+        return StrictArray(numpy.asarray(obj))
     if isinstance(obj, tuple):
         return tuple(_wrap(o) for o in obj)
     if isinstance(obj, list):
@@ -213,6 +217,9 @@ class StrictArray:
 
     def __repr__(self) -> str:
         return "strict" + repr(self._a)
+
+    def __format__(self, spec: str) -> str:  # f"{loss:.3f}" on a 0-d result, as CuPy allows
+        return format(self._a.item() if self._a.ndim == 0 else self._a, spec)
 
     def __deepcopy__(self, memo: dict) -> "StrictArray":
         return StrictArray(self._a.copy())

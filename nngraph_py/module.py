@@ -9,15 +9,63 @@ from __future__ import annotations
 
 import copy
 import numbers
-from typing import Any, Callable, Iterator, Sequence
+import threading
+import weakref
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from . import backend
+import numpy
+
+from . import backend, nest
 from .convertible import Convertible
-from .errors import InputError, ShapeError, shape_str
+from .errors import GraphBuildError, InputError, NNGraphError, ShapeError, shape_str
+from .graph.node import make_node
 
 Array = Any  # numpy.ndarray, cupy.ndarray or backend.StrictArray
 
-__all__ = ["Module", "Array", "grad_output_mismatch"]
+__all__ = ["Module", "Array", "grad_output_mismatch", "clone_tree", "ConcurrentUseError",
+           "reuse_error"]
+
+
+class ConcurrentUseError(NNGraphError, RuntimeError):
+    """A module was entered by a second thread while another was running it.
+
+    Modules keep per-call state (outputs, gradients, caches), so one module object serves one
+    thread at a time; give each thread its own ``module.clone()`` sharing the weights (see the
+    README's section on threads).
+    """
+
+
+def reuse_error(module: Any, where: str) -> GraphBuildError:
+    """The error for a module (or criterion) placed a second time in a graph or container tree."""
+    first = repr(module).splitlines()[0].removesuffix(" {")
+    return GraphBuildError(
+        f"{first} is already used {where}; a module appears once in a graph or container tree "
+        f"(its cached output and gradients belong to one place): use module.clone() for a copy, "
+        f"or module.clone('weight', 'bias', 'grad_weight', 'grad_bias') to share its parameters"
+    )
+
+
+def integer_input_error(module: Any, value: Any, what: str = "input") -> InputError:
+    """The error for an integer or boolean array given to a module that computes with floats."""
+    return InputError(
+        f"{module.describe()}: {what} has the integer dtype {value.dtype} {shape_str(value)}, but "
+        f"this module computes in {numpy.dtype(module._dtype)}: convert the input first, e.g. "
+        f"x.astype('{numpy.dtype(module._dtype)}') (integer inputs are for index modules such "
+        f"as LookupTable and for criteria's targets)"
+    )
+
+
+def refuse_integers(module: Any, value: Any, what: str = "input") -> None:
+    """Raise :func:`integer_input_error` when ``value`` (an array or a list of them) holds an
+    integer array and ``module`` does not take integers; the graph calls it for every node."""
+    if module.integer_inputs:
+        return
+    if isinstance(value, (list, tuple)):
+        for k, v in enumerate(value):
+            refuse_integers(module, v, f"{what}[{k}]")
+    elif value is not None and getattr(value, "dtype", None) is not None \
+            and value.dtype.kind in "iub":
+        raise integer_input_error(module, value, what)
 
 
 def _holds_arrays(value: list | tuple) -> bool:
@@ -29,8 +77,9 @@ def _holds_arrays(value: list | tuple) -> bool:
 def grad_output_mismatch(output: Any, grad: Any, what: str, like: str) -> tuple[type, str] | None:
     """What is wrong with gradient ``grad`` for ``output``, or None when it fits.
 
-    Arrays must have the output's shape (a 0-d output takes any one-element gradient); a list
-    output is compared element by element with a list of its length, None entries meaning zeros.
+    Arrays must have exactly the output's shape (a 0-d output takes a 0-d gradient, not a
+    ``(1,)`` one); a list output is compared element by element with a list of its length, None
+    entries meaning zeros.
 
     Args:
         output: the output the gradient is for.
@@ -55,11 +104,52 @@ def grad_output_mismatch(output: Any, grad: Any, what: str, like: str) -> tuple[
     expected, shape = getattr(output, "shape", None), getattr(grad, "shape", None)
     if expected is None or shape is None:
         return None
-    if tuple(shape) != tuple(expected) and not (len(expected) == 0 and int(grad.size) == 1):
-        size = " of one element," if len(expected) == 0 else ""
-        return ShapeError, (f"expected {what}{size} of shape {shape_str(output)}, the shape of "
+    if tuple(shape) != tuple(expected):
+        hint = " (a 0-d array, e.g. numpy.array(1.0), or a Python number)" if not expected else ""
+        return ShapeError, (f"expected {what} of shape {shape_str(output)}{hint}, the shape of "
                             f"{like}, got {shape_str(grad)}")
     return None
+
+
+class _InUse:
+    """Marks a module busy for the calling thread during ``forward`` / ``backward``.
+
+    A second thread entering the same module raises :class:`ConcurrentUseError`, and so does a
+    ``backward`` from a thread other than the one that ran the last ``forward`` (it would read
+    that thread's caches). One dict operation per call: ``setdefault`` is atomic under the GIL.
+    """
+
+    __slots__ = ("module", "first", "backward")
+
+    def __init__(self, module: "Module", backward: bool = False):
+        self.module, self.first, self.backward = module, False, backward
+
+    def __enter__(self) -> None:
+        state, me = self.module.__dict__, threading.get_ident()
+        if state.get("_busy_thread") == me:
+            return  # re-entered by the same thread (a module calling itself through a graph)
+        other = state.setdefault("_busy_thread", me)
+        if other != me:
+            raise ConcurrentUseError(
+                f"{self.module.describe()}: forward/backward was called from two threads at once; "
+                f"a module keeps the state of one call at a time: give each thread its own "
+                f"module.clone('weight', 'bias') (see the README, 'Threads')")
+        self.first = True
+        last = state.get("_forward_thread")
+        if self.backward and last is not None and last != me:
+            del state["_busy_thread"]
+            self.first = False
+            raise ConcurrentUseError(
+                f"{self.module.describe()}: backward was called from another thread than the "
+                f"last forward; its caches belong to that thread's input: run forward and "
+                f"backward in one thread, or give each thread its own module.clone('weight', "
+                f"'bias') (see the README, 'Threads')")
+        if not self.backward:
+            state["_forward_thread"] = me
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.first:
+            self.module.__dict__.pop("_busy_thread", None)
 
 
 class Module(Convertible):
@@ -71,9 +161,16 @@ class Module(Convertible):
         train: True in training mode (Dropout is active), set by :meth:`training` / :meth:`evaluate`.
         input_kind: what ``forward`` takes: ``"array"`` (one array), ``"table"`` (a list of
             arrays) or ``"any"``; a wrong kind is refused with a message naming the module.
+        integer_inputs: whether integer (and boolean) arrays are accepted. The dtype policy:
+            floating inputs are cast to the module's dtype; integer inputs are refused by the
+            modules that compute with floats (Linear, Tanh, CAddTable...), with a message naming
+            the node, and passed through unchanged by the modules that only move values
+            (Identity, SelectTable, Narrow, View...) or take indices (LookupTable, OneHot,
+            criteria's targets).
     """
 
     input_kind: str = "any"
+    integer_inputs: bool = False
 
     def __init__(self) -> None:
         self.output: Any = None
@@ -83,6 +180,7 @@ class Module(Convertible):
         self._device: str = "cpu"
         self._dtype = backend.get_default_dtype()
         self._node: Any = None  # the graph node this module belongs to, if any
+        self._owner: Any = None  # the container this module is a member of, if any
 
     # ----------------------------------------------------------------------------------------
     # The protocol: fixed forward/backward, overridable update_* methods
@@ -98,7 +196,11 @@ class Module(Convertible):
         Returns:
             The output (also kept in ``self.output``).
         """
-        return self.update_output(self._check_kind(self._accept_input(input)))
+        with _InUse(self):
+            out = self.update_output(self._check_kind(self._accept_input(input)))
+            if isinstance(out, numpy.generic) or type(out) is list:
+                out = self.output = nest.as_array(out)
+            return out
 
     def backward(self, input: Any, grad_output: Any, scale: float = 1.0) -> Any:
         """Gradient w.r.t. the input; accumulate parameter gradients (Lua: ``Module:backward``).
@@ -114,11 +216,15 @@ class Module(Convertible):
             ShapeError: ``grad_output`` does not have the shape of the last ``forward``'s output.
             InputError: a list was given for an array output, or an array of the wrong kind.
         """
-        input = self._check_kind(self._accept_input(input))
-        grad_output = self._check_grad_output(self._accept_input(grad_output, what="grad_output"))
-        self.update_grad_input(input, grad_output)
-        self.acc_grad_parameters(input, grad_output, scale)
-        return self.grad_input
+        with _InUse(self, backward=True):
+            input = self._check_kind(self._accept_input(input))
+            grad_output = self._check_grad_output(self._accept_input(grad_output,
+                                                                     what="grad_output"))
+            gi = self.update_grad_input(input, grad_output)
+            if isinstance(gi, numpy.generic) or type(gi) is list:
+                self.grad_input = nest.as_array(gi)
+            self.acc_grad_parameters(input, grad_output, scale)
+            return self.grad_input
 
     def update_output(self, input: Any) -> Any:
         """Compute ``self.output`` from ``input`` (Lua: ``updateOutput``)."""
@@ -137,8 +243,6 @@ class Module(Convertible):
         ``module()`` makes an input node; ``module(node)`` a node fed by one node (it receives that
         array); ``module([a, b])`` a node fed by a list (it receives a list of arrays).
         """
-        from .graph.node import make_node
-
         return make_node(self, args)
 
     # ----------------------------------------------------------------------------------------
@@ -186,6 +290,15 @@ class Module(Convertible):
         """``(name, module)`` of the direct sub-modules; names are used in parameter names."""
         return [(str(i + 1), m) for i, m in enumerate(self.children())]
 
+    def _unique_parameters(self) -> Iterator[tuple[str, Array, Array]]:
+        """The one walk behind ``parameters``, ``named_parameters`` and ``get_parameters``:
+        ``(name, param, grad)``, each array shared by clones listed once, at its first name."""
+        seen: set[int] = set()
+        for name, p, g in self._named_parameter_triples():
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p, g
+
     def named_parameters(self) -> Iterator[tuple[str, Array]]:
         """Yield ``(name, array)`` for every parameter, an array shared by clones once.
 
@@ -193,19 +306,13 @@ class Module(Convertible):
         (Sequential children are numbered from 1 as printed, gModule nodes use their annotation or
         ``<ModuleType><index>``). (PyTorch: ``named_parameters``; Lua has no equivalent.)
         """
-        seen: set[int] = set()
-        for name, p, _ in self._named_parameter_triples():
-            if id(p) not in seen:
-                seen.add(id(p))
-                yield name, p
+        for name, p, _ in self._unique_parameters():
+            yield name, p
 
     def named_grad_parameters(self) -> Iterator[tuple[str, Array]]:
         """Yield ``(name, gradient array)`` in the order of :meth:`named_parameters`."""
-        seen: set[int] = set()
-        for name, p, g in self._named_parameter_triples():
-            if id(p) not in seen:
-                seen.add(id(p))
-                yield name, g
+        for name, _, g in self._unique_parameters():
+            yield name, g
 
     def parameters(self) -> tuple[list[Array], list[Array]]:
         """The live parameter arrays and their gradients (Lua: ``Module:parameters``).
@@ -214,13 +321,8 @@ class Module(Convertible):
             ``(params, grad_params)``: two lists of the module's own arrays (never copies), each
             array shared between clones listed once.
         """
-        params, grads, seen = [], [], set()
-        for _, p, g in self._named_parameter_triples():
-            if id(p) not in seen:
-                seen.add(id(p))
-                params.append(p)
-                grads.append(g)
-        return params, grads
+        triples = list(self._unique_parameters())
+        return [p for _, p, _ in triples], [g for _, _, g in triples]
 
     def get_parameters(self) -> tuple[Array, Array]:
         """Flatten all parameters and gradients into two contiguous 1-D buffers.
@@ -228,7 +330,9 @@ class Module(Convertible):
         After the call every module's parameter (and gradient) array is a view into the returned
         buffers, so an optimizer updating the flat buffer updates the model (Lua:
         ``Module:getParameters``). Sharing between clones is preserved. Call it again after a
-        device or dtype conversion.
+        device or dtype conversion. Clones made with ``clone('weight', ...)`` (or
+        ``lstm.clone_many_times``) outside this module's tree keep sharing: their arrays are
+        re-homed into the buffers too, so building an optimizer after unrolling a cell is safe.
 
         Returns:
             ``(flat_params, flat_grad_params)``.
@@ -250,13 +354,15 @@ class Module(Convertible):
             remap[id(p)] = view_p
             remap[id(g)] = view_g
             offset += n
-        for m in self.modules():
+        touched = list(self.modules())
+        touched += [m for m in _sharers_outside(touched)]
+        for m in touched:
             for name in m._param_names:
                 for attr in (name, "grad_" + name):
-                    old = getattr(m, attr)
-                    if id(old) in remap:
+                    old = getattr(m, attr, None)
+                    if old is not None and id(old) in remap:
                         setattr(m, attr, remap[id(old)])
-        for m in self.modules():
+        for m in touched:
             m._after_parameters_replaced()
         return flat_p, flat_g
 
@@ -274,6 +380,13 @@ class Module(Convertible):
 
     def _after_parameters_replaced(self) -> None:
         """Hook for modules that cache derived views of their parameters (e.g. fused weights)."""
+
+    def _prepare_clone(self, memo: dict[int, Any]) -> None:
+        """Hook of :func:`clone_tree`: map objects the copy must rebuild itself into ``memo``
+        (a gModule maps its nodes to fresh, empty nodes)."""
+
+    def _finish_clone(self, original: "Module", memo: dict[int, Any]) -> None:
+        """Hook of :func:`clone_tree`, on the copy: complete what ``_prepare_clone`` mapped."""
 
     def zero_grad_parameters(self) -> None:
         """Set every parameter gradient to zero (Lua: ``zeroGradParameters``)."""
@@ -310,36 +423,27 @@ class Module(Convertible):
 
         ``lin.clone("weight", "bias", "grad_weight", "grad_bias")`` makes a module that uses the
         same parameters and accumulates into the same gradients (Lua: ``clone(...)``, as
-        char-rnn's ``clone_many_times``). Cached outputs are not copied.
+        char-rnn's ``clone_many_times``). Cached outputs are not copied. The copy needs no
+        recursion over the graph (a chain of thousands of nodes clones fine), and a copied
+        gModule gets its own nodes, wired to the copied modules.
 
         Returns:
             The new module, not attached to any graph node.
         """
-        memo: dict[int, Any] = {}
-        for m in self.modules():
-            # Do not copy caches: the clone starts with a clean state.
-            for _, value in m._state_items():
-                memo[id(value)] = None
-        if self._node is not None:  # the copy is not part of the original's graph
-            memo[id(self._node)] = None
-        new = copy.deepcopy(self, memo)
-        new._node = None
-        pairs = list(zip(self.modules(), new.modules()))
-        for old_m, new_m in pairs:
-            for name in shared_names:
-                if hasattr(old_m, name) and hasattr(new_m, name):
-                    setattr(new_m, name, getattr(old_m, name))
-        for _, new_m in pairs:
-            new_m._after_parameters_replaced()
-        return new
+        names = tuple(shared_names)
+        return clone_tree(self, lambda m: [n for n in names if hasattr(m, n)])
 
     def share(self, other: "Module", *names: str) -> "Module":
         """Make this module use ``other``'s arrays named in ``names`` (Lua: ``share``)."""
         pairs = list(zip(self.modules(), other.modules()))
         for mine, theirs in pairs:
+            shared = False
             for name in names:
                 if hasattr(theirs, name):
                     setattr(mine, name, getattr(theirs, name))
+                    shared = True
+            if shared:
+                _join_sharing(theirs, mine)
         for mine, _ in pairs:
             mine._after_parameters_replaced()
         return self
@@ -365,6 +469,64 @@ class Module(Convertible):
     def _clear_extra_state(self) -> None:
         """Hook for modules with caches that are not plain attributes."""
 
+    def apply(self, fn: Callable[["Module"], Any]) -> "Module":
+        """Call ``fn(module)`` on this module and every sub-module, parents first (Lua:
+        ``Module:apply``); returns self."""
+        for m in list(self.modules()):
+            fn(m)
+        return self
+
+    def replace(self, fn: Callable[["Module"], "Module"]) -> "Module":
+        """Replace sub-modules by ``fn(module)``, recursively, also inside gModules (Lua:
+        ``Module:replace``).
+
+        ``fn`` receives each module (this one first) and returns it or its replacement; the
+        replacements' own members are then visited. ``seq.replace(lambda m: nn.Identity() if
+        isinstance(m, nn.Dropout) else m)`` removes the dropouts.
+
+        Returns:
+            The replacement of this module (``fn(self)``, possibly self).
+        """
+        top = fn(self)
+        if not isinstance(top, Module):
+            raise InputError(f"replace: the function must return a module, got "
+                             f"{type(top).__name__} for {self.describe()}")
+        stack = [top]
+        seen: set[int] = set()
+        while stack:
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            for k, child in enumerate(m.children()):
+                new = fn(child)
+                if not isinstance(new, Module):
+                    raise InputError(f"replace: the function must return a module, got "
+                                     f"{type(new).__name__} for {child.describe()}")
+                if new is not child:
+                    m._replace_child(k, child, new)
+                stack.append(new)
+        return top
+
+    def _replace_child(self, index: int, old: "Module", new: "Module") -> None:
+        """Put ``new`` where the child ``old`` (at position ``index`` of ``children()``) is."""
+        raise InputError(f"{self.describe()} cannot replace its sub-module {old.describe()}")
+
+    def reset(self, stdv: float | None = None) -> "Module":
+        """Re-initialise the parameters (Lua: ``reset``); containers and gModules reset every
+        member. Modules without parameters do nothing. Returns self."""
+        for child in self.children():
+            child.reset(stdv)
+        return self
+
+    def summary_steps(self) -> list[tuple["Module", Any]]:
+        """``[(cell, step_input), ...]`` for modules that run a cell over time (inspection's hook).
+
+        ``inspect.summary`` shows what each step's cell computes; a recurrent layer returns its
+        cell and the input one step gives it. Plain modules return ``[]``.
+        """
+        return []
+
     # ----------------------------------------------------------------------------------------
     # Device and dtype: one recursive mechanism behind to/cuda/cpu/float/double
     # ----------------------------------------------------------------------------------------
@@ -380,7 +542,7 @@ class Module(Convertible):
             if backend.is_array(value):
                 key = id(value)
                 if key not in memo:
-                    memo[key] = (value, fn(value))
+                    memo[key] = (value, _convert_keeping_views(value, fn, memo))
                 return memo[key][1]
             if isinstance(value, (list, tuple)) and _holds_arrays(value):
                 return type(value)(convert(v) for v in value)
@@ -397,7 +559,7 @@ class Module(Convertible):
             m._after_parameters_replaced()
         return self
 
-    def _apply_extra(self, convert: Callable[[Any], Any]) -> None:
+    def _apply_extra(self, convert: Callable[[Any], Any]) -> None:  # noqa: D401
         """Hook: convert arrays kept outside plain attributes (e.g. a graph's node caches)."""
 
     def to(self, device: str | None = None, dtype: Any = None) -> "Module":
@@ -446,8 +608,11 @@ class Module(Convertible):
                 f"'{self._device}'; move the array with nngraph_py.to_device(x, '{self._device}') "
                 f"or the module with module.to('{dev}')"
             )
-        if backend.is_floating(value) and value.dtype != self._dtype:
-            value = value.astype(self._dtype)
+        if backend.is_floating(value):
+            if value.dtype != self._dtype:
+                value = value.astype(self._dtype)
+        elif not self.integer_inputs and what.startswith("input"):
+            raise integer_input_error(self, value, what)
         return value
 
     def _check_kind(self, value: Any) -> Any:
@@ -478,6 +643,8 @@ class Module(Convertible):
         """
         output = self.output
         if not backend.is_array(output):  # no forward yet, or a list output
+            if isinstance(output, (list, tuple)) and isinstance(grad_output, (list, tuple)):
+                return nest.fill_none(grad_output, output)
             return grad_output
         if grad_output is None:
             return backend.get_array_module(output).zeros_like(output)
@@ -500,3 +667,133 @@ class Module(Convertible):
     def __repr__(self) -> str:
         extra = self.extra_repr()
         return f"nn.{type(self).__name__}" + (f"({extra})" if extra else "")
+
+
+# --------------------------------------------------------------------------------------------
+# Cloning and sharing (one implementation for Module.clone and lstm.clones)
+# --------------------------------------------------------------------------------------------
+class _SharingGroup:
+    """The modules that share arrays through ``clone(names)`` / ``share``: ``get_parameters``
+    on one of them re-homes the shared arrays of all (weakly held: dropping a clone frees it)."""
+
+    __slots__ = ("members", "__weakref__")
+
+    def __init__(self) -> None:
+        self.members: weakref.WeakSet = weakref.WeakSet()
+
+    def __deepcopy__(self, memo: dict) -> "_SharingGroup":
+        return self  # a clone of a sharing module shares with the same group
+
+    def __reduce__(self) -> Any:
+        return (_SharingGroup, ())  # pickled copies start a group of their own
+
+
+def _join_sharing(original: Module, copy_: Module) -> None:
+    group = original.__dict__.get("_sharing")
+    if group is None:
+        group = original.__dict__["_sharing"] = _SharingGroup()
+        group.members.add(original)
+    group.members.add(copy_)
+    copy_.__dict__["_sharing"] = group
+
+
+def _sharers_outside(modules: list[Module]) -> list[Module]:
+    """Modules sharing arrays with ``modules`` (same sharing group) but not among them."""
+    inside = {id(m) for m in modules}
+    out: list[Module] = []
+    for m in modules:
+        group = m.__dict__.get("_sharing")
+        if group is None:
+            continue
+        for other in list(group.members):
+            if id(other) not in inside:
+                inside.add(id(other))
+                out.append(other)
+    return out
+
+
+def clone_tree(root: Module, shared: Callable[[Module], Iterable[str]]) -> Module:
+    """A copy of ``root`` and all its sub-modules; the attributes ``shared(m)`` names are shared.
+
+    The implementation of :meth:`Module.clone` and ``lstm.clones``. Every module of the tree is
+    copied attribute by attribute with one ``deepcopy`` memo in which the tree's modules (and the
+    nodes of its gModules) are already mapped to their copies, so no recursion follows the
+    graph: chains of any length clone. Cached state (``_state_items``) is not copied; the copy
+    is attached to no outer graph node or container. Modules sharing arrays join a sharing group
+    so that ``get_parameters`` keeps them sharing.
+
+    Args:
+        root: the module to copy.
+        shared: for each module, the names of its attributes to share (not copy).
+    Returns:
+        The copy of ``root``.
+    """
+    old = list(root.modules())
+    memo: dict[int, Any] = {}
+    for key in ("_node", "_owner"):
+        outer = root.__dict__.get(key)
+        if outer is not None:
+            memo[id(outer)] = None
+    sharing: list[tuple[int, list[str]]] = []
+    for k, m in enumerate(old):
+        for _, value in m._state_items():
+            if backend.is_array(value) or isinstance(value, (list, dict)):
+                memo[id(value)] = None  # caches are not copied: the copy starts clean
+        names = [n for n in shared(m) if getattr(m, n, None) is not None]
+        for n in names:
+            memo[id(getattr(m, n))] = getattr(m, n)  # deepcopy hands back the very object
+        if names:
+            sharing.append((k, names))
+    new = [type(m).__new__(type(m)) for m in old]
+    for m, n in zip(old, new):
+        memo[id(m)] = n
+    for m in old:
+        m._prepare_clone(memo)
+    for m, n in zip(old, new):
+        state = {key for key, _ in m._state_items()}
+        n.__dict__.update({key: (None if key in state else copy.deepcopy(value, memo))
+                           for key, value in vars(m).items()
+                           if key not in ("_busy_thread", "_forward_thread", "_sharing")})
+    for k, _ in sharing:
+        _join_sharing(old[k], new[k])
+    for m, n in zip(old, new):
+        n._finish_clone(m, memo)
+    for n in new:
+        n._after_parameters_replaced()
+    return new[0]
+
+
+def _convert_keeping_views(value: Array, fn: Callable[[Array], Array], memo: dict) -> Array:
+    """``fn(value)``; a host array that is a view of a buffer becomes the same view of the
+    buffer converted once, so arrays sharing a buffer (overlapping views, ``get_parameters``'
+    flat buffers) still share it after ``float()`` / ``double()`` (Lua's Typecast tests)."""
+    host = value._a if type(value) is backend.StrictArray else value
+    if ("base", id(host)) in memo:  # a buffer whose views were converted first
+        return memo[("base", id(host))][1]
+    new = fn(value)
+    if new is value:
+        return new
+    base = getattr(host, "base", None)
+    if base is None and isinstance(host, numpy.ndarray):
+        memo[("base", id(host))] = (host, new)
+        return new
+    if not isinstance(host, numpy.ndarray) or not isinstance(base, numpy.ndarray) \
+            or not base.flags.c_contiguous or base.dtype != host.dtype:
+        return new
+    new_host = new._a if type(new) is backend.StrictArray else new
+    if not isinstance(new_host, numpy.ndarray):
+        return new  # another device (CuPy): converted on its own
+    key = ("base", id(base))
+    if key not in memo:
+        memo[key] = (base, fn(base if type(value) is not backend.StrictArray
+                               else backend.StrictArray(base)))
+    new_base = memo[key][1]
+    nb = new_base._a if type(new_base) is backend.StrictArray else new_base
+    old_size, new_size = host.dtype.itemsize, nb.dtype.itemsize
+    offset = host.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    if offset % old_size or any(st % old_size for st in host.strides):
+        return new
+    view = numpy.lib.stride_tricks.as_strided(
+        nb.reshape(-1)[offset // old_size:], shape=host.shape,
+        strides=tuple(st // old_size * new_size for st in host.strides))
+    return backend.StrictArray(view) if type(new) is backend.StrictArray else view

@@ -10,10 +10,12 @@ import shutil
 import subprocess
 from typing import Any, Callable, Iterable
 
+from ..errors import NNGraphError
+
 __all__ = ["to_dot", "render", "save_dot", "graphviz_available", "GraphvizMissing"]
 
 
-class GraphvizMissing(RuntimeError):
+class GraphvizMissing(NNGraphError, RuntimeError):
     """The Graphviz ``dot`` program is not installed."""
 
 

@@ -10,16 +10,47 @@ from __future__ import annotations
 import numbers
 import os
 import tempfile
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import networkx as nx
+import numpy
 
-from .. import backend
+from .. import backend, nest
 from ..errors import GraphBuildError, GraphError, InputError, NNGraphError, shape_str
-from ..module import Module, grad_output_mismatch
-from .node import Node
+from ..module import Module, grad_output_mismatch, refuse_integers, reuse_error
+from .node import Node, next_node_id
 
-__all__ = ["gModule", "set_debug", "get_debug"]
+__all__ = ["gModule", "set_debug", "get_debug", "Step", "make_plan"]
+
+_NDARRAY = numpy.ndarray
+_SCALARS = numpy.generic
+
+
+class Step(NamedTuple):
+    """One entry of a gModule's plan: how node ``i`` (in topological order) runs.
+
+    Attributes:
+        module: what runs (the node's module, or a stand-in such as a fused Linear group member).
+        parents: plan indices of the nodes it reads, in order.
+        table: whether it receives a list (it was called on a list of nodes).
+        slot: the gModule input it receives, or -1.
+        want_list: for a node reading one node, whether its module must receive a list (True),
+            one array (False) or either (None): checked at run time.
+    """
+
+    module: Module
+    parents: tuple[int, ...]
+    table: bool
+    slot: int
+    want_list: bool | None
+
+
+def make_plan(order: list[Node], input_nodes: list[Node], index: dict[int, int]) -> list[Step]:
+    """The plan of a graph whose nodes are in topological ``order`` (the one place it is built)."""
+    slots = {id(n): k for k, n in enumerate(input_nodes)}
+    return [Step(n.module, tuple(index[id(p)] for p in n.inputs), n.table, slots.get(id(n), -1),
+                 gModule._runtime_kind(n, is_input=id(n) in slots))
+            for n in order]
 
 _debug = {"on": False, "dir": None}
 
@@ -93,6 +124,93 @@ def _collect(outputs: list[Node]) -> list[Node]:
     return found
 
 
+def _check_input_nodes(inputs: list[Node]) -> None:
+    """Each input node given once, and made with no argument."""
+    seen: dict[int, int] = {}
+    for k, node in enumerate(inputs):
+        if id(node) in seen:
+            raise GraphBuildError(
+                f"the same node ({node.label()}, created at {node.created_at}) is given twice "
+                f"as a gModule input (positions {seen[id(node)]} and {k}); "
+                f"make one input node per input"
+            )
+        seen[id(node)] = k
+        if node.inputs:
+            raise GraphBuildError(
+                f"input {k} ({node.describe()}) is computed from other nodes; gModule inputs "
+                f"are nodes made with no argument, e.g. nn.Identity()()"
+            )
+
+
+def _check_inputs_reach_outputs(inputs: list[Node], found: list[Node]) -> None:
+    found_ids = {id(n) for n in found}
+    for k, node in enumerate(inputs):
+        if id(node) not in found_ids:
+            raise GraphBuildError(
+                f"input {k} ({node.describe()}) does not reach any output; "
+                f"remove it from the inputs or connect it"
+            )
+
+
+def _check_sources_are_inputs(inputs: list[Node], found: list[Node]) -> None:
+    input_ids = {id(n) for n in inputs}
+    for node in found:
+        if not node.inputs and id(node) not in input_ids:
+            raise GraphBuildError(
+                f"an output depends on {node.describe()}, which has no inputs but is not "
+                f"among the gModule's inputs: the output is not reachable from the inputs; "
+                f"add that node to the inputs list"
+            )
+
+
+def _check_splits_used(found: list[Node]) -> None:
+    """Every output of a ``split(n)`` is used when one is (Lua's gmodule check)."""
+    found_ids = {id(n) for n in found}
+    for node in found:
+        siblings = getattr(node.module, "split_siblings", None)
+        if not siblings:
+            continue
+        unused = [s for s in siblings if id(s) not in found_ids]
+        if unused:
+            source = node.inputs[0]
+            raise GraphBuildError(
+                f"{len(unused)} of split({len(siblings)}) outputs from the node declared at "
+                f"{source.debug_label} ({source.describe()}) are unused: "
+                f"{', '.join(s.debug_label for s in unused)}; use every output, or pick the ones "
+                f"needed with nn.SelectTable(i)(node) instead of split"
+            )
+
+
+def _check_no_dangling_nodes(found: list[Node]) -> None:
+    """No node reads a node of the graph without reaching an output (Lua: "node declared on
+    ... does not connect to gmodule output")."""
+    found_ids = {id(n) for n in found}
+    for node in found:
+        for consumer in node.consumers:
+            if id(consumer) not in found_ids:
+                raise GraphBuildError(
+                    f"{consumer.describe()} reads {node.describe()} but does not connect to any "
+                    f"output of the gModule; make it an output or remove it"
+                )
+
+
+def _check_modules_used_once(found: list[Node]) -> None:
+    """No module, criterion or sub-module appears twice in the graph's tree."""
+    owners: dict[int, Node] = {}
+    criteria: dict[int, Node] = {}
+    for node in found:
+        for m in node.module.modules():
+            prev = owners.setdefault(id(m), node)
+            if prev is not node:
+                raise reuse_error(m, f"by two nodes ({prev.describe()} and {node.describe()})")
+            crit = getattr(m, "criterion", None)
+            if crit is not None:
+                prev = criteria.setdefault(id(crit), node)
+                if prev is not node:
+                    raise reuse_error(crit, f"by two nodes ({prev.describe()} and "
+                                            f"{node.describe()})")
+
+
 class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
     """A module built from a graph of nodes (Lua: ``nn.gModule``).
 
@@ -114,6 +232,8 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
     networkx DiGraphs whose nodes are :class:`Node` objects.
     """
 
+    integer_inputs = True  # each node checks what it receives
+
     def __init__(self, inputs: Sequence[Node] | Node, outputs: Sequence[Node] | Node):
         super().__init__()
         self.input_nodes = _as_node_list(inputs, "inputs")
@@ -128,45 +248,18 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
     # Construction: check once, order once
     # ----------------------------------------------------------------------------------------
     def _validate_and_order(self) -> None:
-        seen_inputs: dict[int, int] = {}
-        for k, node in enumerate(self.input_nodes):
-            if id(node) in seen_inputs:
-                raise GraphBuildError(
-                    f"the same node ({node.label()}, created at {node.created_at}) is given twice "
-                    f"as a gModule input (positions {seen_inputs[id(node)]} and {k}); "
-                    f"make one input node per input"
-                )
-            seen_inputs[id(node)] = k
-            if node.inputs:
-                raise GraphBuildError(
-                    f"input {k} ({node.describe()}) is computed from other nodes; gModule inputs "
-                    f"are nodes made with no argument, e.g. nn.Identity()()"
-                )
+        """Check the graph (each check a named function below) and build the plan once."""
+        _check_input_nodes(self.input_nodes)
         found = _collect(self.output_nodes)
-        found_ids = {id(n) for n in found}
-        for k, node in enumerate(self.input_nodes):
-            if id(node) not in found_ids:
-                raise GraphBuildError(
-                    f"input {k} ({node.describe()}) does not reach any output; "
-                    f"remove it from the inputs or connect it"
-                )
-        for node in found:
-            if not node.inputs and id(node) not in seen_inputs:
-                raise GraphBuildError(
-                    f"an output depends on {node.describe()}, which has no inputs but is not "
-                    f"among the gModule's inputs: the output is not reachable from the inputs; "
-                    f"add that node to the inputs list"
-                )
-        modules: dict[int, Node] = {}
-        for node in found:
-            prev = modules.get(id(node.module))
-            if prev is not None:
-                raise GraphBuildError(
-                    f"{repr(node.module).splitlines()[0]} is used by two nodes ({prev.created_at} "
-                    f"and {node.created_at}); use module.clone() for a second copy"
-                )
-            modules[id(node.module)] = node
+        _check_inputs_reach_outputs(self.input_nodes, found)
+        _check_sources_are_inputs(self.input_nodes, found)
+        _check_splits_used(found)
+        _check_no_dangling_nodes(found)
+        _check_modules_used_once(found)
+        self._build(found)
 
+    def _build(self, found: list[Node]) -> None:
+        """Order the nodes, name them, draw the networkx graphs and make the plan."""
         fg = nx.DiGraph()
         for node in found:
             fg.add_node(node)
@@ -180,8 +273,7 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
         self.nodes: list[Node] = order
         self.fg = fg
         self.bg = fg.reverse(copy=True)
-        index = {id(n): i for i, n in enumerate(order)}
-        self._index = index
+        self._index = {id(n): i for i, n in enumerate(order)}
         self._names = self._name_nodes(order)
         for node, name in zip(order, self._names):
             node.graph_name = name
@@ -189,19 +281,38 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
             self.bg.nodes[node]["name"] = name
         self.fg.graph["inputs"] = list(self.input_nodes)
         self.fg.graph["outputs"] = list(self.output_nodes)
-        slots = {id(n): k for k, n in enumerate(self.input_nodes)}
-        # The plan: per node (module, parent indices, table?, input slot or -1, kind to check).
-        self._plan = [
-            (n.module, tuple(index[id(p)] for p in n.inputs), n.table, slots.get(id(n), -1),
-             self._runtime_kind(n, is_input=id(n) in slots))
-            for n in order
-        ]
+        self._plan: list[Step] = make_plan(order, self.input_nodes, self._index)
         # What each input takes, "array", "table" or "any" (checked on arrival, see
         # _check_inputs); a gModule used as a node takes what its inputs take.
         self._slot_kinds = [self._slot_kind(n) for n in self.input_nodes]
         self.input_kind = self._slot_kinds[0] if len(self.input_nodes) == 1 else "table"
-        self._out_idx = [index[id(n)] for n in self.output_nodes]
-        self._in_idx = [index[id(n)] for n in self.input_nodes]
+        self._out_idx = [self._index[id(n)] for n in self.output_nodes]
+        self._in_idx = [self._index[id(n)] for n in self.input_nodes]
+        for node in order:
+            node.module._owner = self
+
+    # ----------------------------------------------------------------------------------------
+    # Cloning (see module.clone_tree): fresh nodes wired to the copied modules
+    # ----------------------------------------------------------------------------------------
+    def _prepare_clone(self, memo: dict[int, Any]) -> None:
+        for node in self.nodes:
+            memo[id(node)] = Node.__new__(Node)
+
+    def _finish_clone(self, original: Module, memo: dict[int, Any]) -> None:
+        for old in original.nodes:
+            new = memo[id(old)]
+            new.module = memo[id(old.module)]
+            new.inputs = [memo[id(p)] for p in old.inputs]
+            new.consumers = [memo[id(c)] for c in old.consumers if id(c) in memo]
+            new.table = old.table
+            new.name = old.name
+            new.description = old.description
+            new.graph_attributes = dict(old.graph_attributes)
+            new.created_at = old.created_at
+            new.debug_label = old.debug_label
+            new.id = next_node_id()
+            new.graph_name = old.graph_name
+        self._index = {id(n): i for i, n in enumerate(self.nodes)}
 
     @staticmethod
     def _runtime_kind(node: Node, is_input: bool) -> bool | None:
@@ -276,6 +387,18 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
 
     def named_children(self) -> list[tuple[str, Module]]:
         return [(name, n.module) for name, n in zip(self._names, self.nodes)]
+
+    def _replace_child(self, index: int, old: Module, new: Module) -> None:
+        node = self.nodes[index]
+        if new._node is not None or new._owner is not None:
+            raise reuse_error(new, "elsewhere; replace() needs a new module")
+        node.module = new
+        new._node, new._owner = node, self
+        old._node = old._owner = None
+        # The plan is rebuilt from the nodes (a fused group of the old module is undone).
+        self._plan = make_plan(self.nodes, self.input_nodes, self._index)
+        self._slot_kinds = [self._slot_kind(n) for n in self.input_nodes]
+        self.input_kind = self._slot_kinds[0] if len(self.input_nodes) == 1 else "table"
 
     @property
     def n_inputs(self) -> int:
@@ -373,10 +496,15 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
                 # The kind check Module.forward does, at the cost of a type test per node.
                 if want_list is not None and isinstance(x, (list, tuple)) is not want_list:
                     raise self._node_error(i, "forward", self.nodes[i].module._kind_error(x), x)
+            if not module.integer_inputs:
+                refuse_integers(self.nodes[i].module, x)
             try:
-                vals[i] = module.update_output(x)
+                y = module.update_output(x)
             except Exception as exc:  # noqa: BLE001 - re-raised with the node named
                 raise self._node_error(i, "forward", exc, x) from exc
+            if type(y) is not _NDARRAY and isinstance(y, _SCALARS):  # numpy made a scalar
+                y = module.output = nest.as_array(y)
+            vals[i] = y
         self._vals = vals
         self._input_cache = inputs
         outs = [vals[i] for i in self._out_idx]
@@ -384,10 +512,10 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
         return self.output
 
     def _node_input(self, i: int) -> Any:
-        module, parents, table, slot, _ = self._plan[i]
-        if slot >= 0:
-            return self._input_cache[slot]
-        return self._gather(self._vals, parents, table)
+        step = self._plan[i]
+        if step.slot >= 0:
+            return self._input_cache[step.slot]
+        return self._gather(self._vals, step.parents, step.table)
 
     def update_grad_input(self, input: Any, grad_output: Any) -> Any:
         if self._vals is None:
@@ -403,14 +531,16 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
             module, parents, table, slot, _ = self._plan[i]
             g = gouts[i]
             if g is None:
-                g = gouts[i] = _zeros_like(self._vals[i])
+                g = gouts[i] = nest.zeros_like(self._vals[i])
+            elif type(g) is list:
+                g = gouts[i] = nest.fill_none(g, self._vals[i])
             x = self._node_input(i)
             try:
                 gi = module.update_grad_input(x, g)
             except Exception as exc:  # noqa: BLE001
                 raise self._node_error(i, "backward", exc, x, g) from exc
             if slot >= 0:
-                grad_inputs[slot] = gi
+                grad_inputs[slot] = nest.zeros_like(x) if gi is None else nest.as_array(gi)
             elif table:
                 for j, p in enumerate(parents):
                     self._accumulate(gouts, owned, p, gi[j])
@@ -447,23 +577,29 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
 
     @staticmethod
     def _accumulate(gouts: list, owned: list, i: int, g: Any) -> None:
-        """Add ``g`` to node ``i``'s gradient; copy before the first in-place sum (no aliasing)."""
+        """Add ``g`` to node ``i``'s gradient (fan-out); ``None`` is zeros.
+
+        The first gradient is kept as given (no copy); the second sum makes a new value that this
+        graph owns, and later ones are added into it (0-d values and lists included).
+        """
         if g is None:
             return
+        if isinstance(g, _SCALARS):  # NumPy turned a 0-d gradient into a scalar
+            g = numpy.asarray(g)
         cur = gouts[i]
         if cur is None:
             gouts[i] = g
         elif owned[i]:
-            _add_into(cur, g)
+            gouts[i] = nest.add_into(cur, g)
         else:
-            gouts[i] = _add_new(cur, g)
+            gouts[i] = nest.add(cur, g)
             owned[i] = True
 
     def acc_grad_parameters(self, input: Any, grad_output: Any, scale: float = 1.0) -> None:
         if self._gouts is None:
             raise GraphError("acc_grad_parameters called before update_grad_input")
         for i in range(len(self._plan) - 1, -1, -1):
-            module = self._plan[i][0]
+            module = self._plan[i].module
             x = self._node_input(i)
             try:
                 module.acc_grad_parameters(x, self._gouts[i], scale)
@@ -516,7 +652,7 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
         for attr in ("_vals", "_gouts", "_input_cache"):
             value = getattr(self, attr)
             if value is not None:
-                setattr(self, attr, [_convert_nested(v, convert) for v in value])
+                setattr(self, attr, [nest.map(convert, v) for v in value])
 
     def __repr__(self) -> str:
         ins = ", ".join(self._input_names())
@@ -531,30 +667,3 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
         return "\n".join(lines)
 
 
-def _convert_nested(v: Any, convert: Any) -> Any:
-    if isinstance(v, list):
-        return [_convert_nested(x, convert) for x in v]
-    return convert(v)
-
-
-def _zeros_like(v: Any) -> Any:
-    if isinstance(v, (list, tuple)):
-        return [_zeros_like(x) for x in v]
-    return backend.get_array_module(v).zeros_like(v)
-
-
-def _add_new(a: Any, b: Any) -> Any:
-    if isinstance(a, (list, tuple)):
-        return [_add_new(x, y) for x, y in zip(a, b)]
-    return a + b
-
-
-def _add_into(a: Any, b: Any) -> None:
-    if isinstance(a, list):
-        for i, (x, y) in enumerate(zip(a, b)):
-            if isinstance(x, list):
-                _add_into(x, y)
-            else:
-                x += y
-        return
-    a += b

@@ -12,9 +12,14 @@ from typing import Any
 
 from ..errors import GraphBuildError, InputError
 
-__all__ = ["Node", "make_node"]
+__all__ = ["Node", "make_node", "next_node_id"]
 
 _ids = itertools.count()
+
+
+def next_node_id() -> int:
+    """A new node number (nodes are ordered by creation among equals)."""
+    return next(_ids)
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -47,10 +52,15 @@ class Node:
         name: the annotation (None until :meth:`annotate`).
         graph_attributes: Graphviz attributes for pictures (``{"color": "red"}``).
         created_at: ``file:line`` where the node was made, for error messages.
+        debug_label: Lua's ``_debugLabel``: ``created_at`` for a node made by a module call,
+            ``<source's label>-<i>`` for output ``i`` (0-based) of a ``split``; the pictures'
+            tooltip and the split errors use it.
+        consumers: the nodes made from this one (Lua's ``reverseMap``), for the gModule check
+            that every node reading a used node reaches an output.
     """
 
     __slots__ = ("module", "inputs", "table", "name", "graph_attributes", "description",
-                 "created_at", "id", "graph_name", "__weakref__")
+                 "created_at", "debug_label", "consumers", "id", "graph_name", "__weakref__")
 
     def __init__(self, module: Any, inputs: list["Node"], table: bool):
         self.module = module
@@ -60,6 +70,8 @@ class Node:
         self.description: str | None = None
         self.graph_attributes: dict[str, str] = {}
         self.created_at = _caller_location()
+        self.debug_label = self.created_at
+        self.consumers: list[Node] = []
         self.id = next(_ids)
         self.graph_name: str | None = None  # the name a gModule gave it (``Linear1``)
 
@@ -87,13 +99,25 @@ class Node:
     def split(self, n: int) -> list["Node"]:
         """``n`` nodes selecting the outputs of a node whose module returns a list.
 
-        Each is a ``SelectTable(i)`` node (Lua: ``node:split(n)``).
+        Each is a ``SelectTable(i)`` node (Lua: ``node:split(n)``), labelled
+        ``<this node's debug label>-<i>``. As in Lua, the list must have exactly ``n`` elements
+        when the graph runs ("split(2) cannot split 3 outputs"), and a gModule refuses a graph
+        that uses some of the ``n`` outputs but not all.
         """
+        # The one upward reference of the graph layer (nodes are made before nn is complete).
         from ..nn.table import SelectTable
 
-        if not isinstance(n, int) or n < 1:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"split expects a positive number of outputs, got {n!r}")
-        return [SelectTable(i)(self) for i in range(n)]
+        nodes = []
+        for i in range(n):
+            node = SelectTable(i, split_count=n)(self)
+            node.created_at = self.created_at if node.created_at == "<unknown>" else node.created_at
+            node.debug_label = f"{self.debug_label}-{i}"
+            nodes.append(node)
+        for node in nodes:
+            node.module.split_siblings = nodes
+        return nodes
 
     @property
     def is_input(self) -> bool:
@@ -116,9 +140,7 @@ class Node:
 
 
 def _reject(value: Any, position: str) -> InputError:
-    from ..module import Module
-
-    if isinstance(value, Module):
+    if hasattr(value, "update_output") and hasattr(value, "_node"):  # a module (or criterion)
         first = repr(value).splitlines()[0]
         return InputError(
             f"{position} is a module ({first}), not a node: did you forget its second call? "
@@ -134,14 +156,29 @@ def _reject(value: Any, position: str) -> InputError:
     return InputError(f"{position} is a {type(value).__name__}, not a node")
 
 
-def make_node(module: Any, args: tuple) -> Node:
-    """The node for ``module(*args)``: an input node, a one-input node or a table node."""
+def _reuse_error(module: Any, where: str) -> GraphBuildError:
+    first = repr(module).splitlines()[0].removesuffix(" {")
+    return GraphBuildError(
+        f"{first} is already used {where}; a module appears once in a graph or container tree: "
+        f"use module.clone() for a copy, or module.clone('weight', 'bias', 'grad_weight', "
+        f"'grad_bias') to share its parameters"
+    )
+
+
+def make_node(module: Any, args: tuple, criterion: Any = None) -> Node:
+    """The node for ``module(*args)``: an input node, a one-input node or a table node.
+
+    ``criterion`` is the criterion a ``ModuleFromCriterion`` wraps (``crit([a, b])``): a
+    criterion, like a module, makes one node.
+    """
     if module._node is not None:
-        raise GraphBuildError(
-            f"{repr(module).splitlines()[0]} is already used by {module._node.describe()}; a "
-            f"module appears once in a graph: use module.clone() for a copy, or "
-            f"module.clone('weight', 'bias', 'grad_weight', 'grad_bias') to share its parameters"
-        )
+        raise _reuse_error(module, f"by {module._node.describe()}")
+    if getattr(module, "_owner", None) is not None:
+        raise _reuse_error(module, f"as a member of {module._owner.describe()}")
+    if criterion is None:
+        criterion = getattr(module, "criterion", None)  # a ModuleFromCriterion
+    if criterion is not None and getattr(criterion, "_node", None) is not None:
+        raise _reuse_error(criterion, f"by {criterion._node.describe()}")
     if len(args) == 0:
         node = Node(module, [], table=False)
     elif len(args) > 1:
@@ -168,4 +205,9 @@ def make_node(module: Any, args: tuple) -> Node:
     else:
         raise _reject(args[0], f"the argument of {type(module).__name__}(...)")
     module._node = node
+    if criterion is not None:
+        criterion._node = node
+    for parent in node.inputs:
+        if not any(c is node for c in parent.consumers):
+            parent.consumers.append(node)
     return node

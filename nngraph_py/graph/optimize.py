@@ -136,18 +136,17 @@ def fuse_linears(model: gModule, min_group: int = 2) -> int:
 
 def _fuse_one(g: gModule, min_group: int) -> int:
     by_parent: dict[int, list[int]] = {}
-    for i, (module, parents, table, slot, _) in enumerate(g._plan):
-        if isinstance(module, Linear) and not table and slot < 0:
-            by_parent.setdefault(parents[0], []).append(i)
+    for i, step in enumerate(g._plan):
+        if isinstance(step.module, Linear) and not step.table and step.slot < 0:
+            by_parent.setdefault(step.parents[0], []).append(i)
     plan = list(g._plan)
     groups = 0
     for members in by_parent.values():
         if len(members) < min_group:
             continue
-        group = FusedLinearGroup([plan[i][0] for i in members])
+        group = FusedLinearGroup([plan[i].module for i in members])
         for k, i in enumerate(members):
-            module, parents, table, slot, kind = plan[i]
-            plan[i] = (_Member(group, k, leader=(k == 0)), parents, table, slot, kind)
+            plan[i] = plan[i]._replace(module=_Member(group, k, leader=(k == 0)))
         groups += 1
     g._plan = plan
     return groups
@@ -157,5 +156,5 @@ def unfuse(model: gModule) -> None:
     """Undo :func:`fuse_linears`: every node runs its own module again."""
     for m in model.modules():
         if isinstance(m, gModule):
-            m._plan = [((step.linear if isinstance(step, _Member) else step), p, t, s, k)
-                       for step, p, t, s, k in m._plan]
+            m._plan = [step._replace(module=step.module.linear)
+                       if isinstance(step.module, _Member) else step for step in m._plan]

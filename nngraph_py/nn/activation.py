@@ -13,6 +13,8 @@ __all__ = ["Sigmoid", "Tanh", "ReLU", "SoftMax", "LogSoftMax", "sigmoid", "softm
 
 def sigmoid(xp: Any, x: Array, out: Array | None = None) -> Array:
     """``1 / (1 + exp(-x))``, overflow-free: computed as ``(1 + tanh(x/2)) / 2``."""
+    if out is None:
+        out = xp.empty_like(x)  # an array even for 0-d x (NumPy would return a scalar)
     y = xp.multiply(x, 0.5, out=out)
     xp.tanh(y, out=y)
     y += 1.0

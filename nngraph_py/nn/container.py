@@ -1,5 +1,5 @@
 """Modules made of modules (Lua: ``nn.Container``, ``nn.Sequential``, ``nn.ConcatTable``,
-``nn.ParallelTable``).
+``nn.ParallelTable``, ``nn.Parallel``, ``nn.Concat``).
 
 A container lists its members through :meth:`Module.children`, so parameters, ``named_parameters``
 (``1.weight``: members numbered from 1, as printed), ``clone``, ``to``, ``training`` /
@@ -11,12 +11,33 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator
 
-from .. import backend
-from ..errors import InputError, NNGraphError, ShapeError, shape_str
+from .. import backend, nest
+from ..errors import GraphBuildError, InputError, NNGraphError, ShapeError, shape_str
 from ..graph.node import Node
-from ..module import Module
+from ..module import Module, refuse_integers, reuse_error
 
-__all__ = ["Container", "Sequential", "ConcatTable", "ParallelTable"]
+__all__ = ["Container", "Sequential", "ConcatTable", "ParallelTable", "Parallel", "Concat"]
+
+
+def run_member(m: Module, x: Any) -> Any:
+    """``m.update_output(x)`` with the checks ``Module.forward`` does (kind, integer inputs),
+    0-d results kept as 0-d arrays."""
+    m._check_kind(x)
+    if not m.integer_inputs:
+        refuse_integers(m, x)
+    out = m.update_output(x)
+    if type(out) is not list and not backend.is_array(out) and out is not None:
+        out = m.output = nest.as_array(out)
+    return out
+
+
+def member_grad(m: Module, x: Any, g: Any) -> Any:
+    """``m.update_grad_input(x, g)``, ``None`` in ``g`` read as zeros like ``m.output``."""
+    g = nest.fill_none(g, m.output)
+    gi = m.update_grad_input(x, g)
+    if type(gi) is not list and not backend.is_array(gi) and gi is not None:
+        gi = m.grad_input = nest.as_array(gi)
+    return gi
 
 
 class Container(Module):
@@ -44,8 +65,15 @@ class Container(Module):
             raise InputError(f"{type(self).__name__}.add expects a module, got "
                              f"{type(module).__name__}{hint}")
         if module is self or any(m is module for m in self._members):
-            raise ValueError(f"{repr(module).splitlines()[0]} is already in this "
-                             f"{type(self).__name__}; add module.clone() for a second copy")
+            raise GraphBuildError(f"{repr(module).splitlines()[0]} is already in this "
+                                  f"{type(self).__name__}; add module.clone() for a second copy")
+        if module._owner is not None:
+            raise reuse_error(module, f"as a member of {module._owner.describe()}")
+        if module._node is not None:
+            raise reuse_error(module, f"by {module._node.describe()}")
+        if any(m is self for m in module.modules()):
+            raise GraphBuildError(f"{type(self).__name__}.add: the module contains this "
+                                  f"container; a container cannot hold itself")
         if not self._members:
             self._device, self._dtype = module._device, module._dtype
         elif (module._device, module._dtype) != (self._device, self._dtype):
@@ -56,10 +84,20 @@ class Container(Module):
                 f"'{self._dtype}')"
             )
         self._members.append(module)
+        module._owner = self
         return self
+
+    integer_inputs = True  # members check what they receive
 
     def children(self) -> list[Module]:
         return list(self._members)
+
+    def _replace_child(self, index: int, old: Module, new: Module) -> None:
+        if new._node is not None or (new._owner is not None and new._owner is not self):
+            raise reuse_error(new, "elsewhere; replace() needs a new module")
+        self._members[index] = new
+        new._owner = self
+        old._owner = None
 
     def __len__(self) -> int:
         return len(self._members)
@@ -139,7 +177,7 @@ class Sequential(Container):
         out = input
         for i, m in enumerate(self._members):
             with self._member(i):
-                out = m.update_output(m._check_kind(out))
+                out = run_member(m, out)
         self.output = out
         return out
 
@@ -150,7 +188,7 @@ class Sequential(Container):
         grad = grad_output
         for i in range(len(self._members) - 1, -1, -1):
             with self._member(i):
-                grad = self._members[i].update_grad_input(self._member_input(i, input), grad)
+                grad = member_grad(self._members[i], self._member_input(i, input), grad)
         self.grad_input = grad
         return grad
 
@@ -160,7 +198,8 @@ class Sequential(Container):
         for i in range(len(self._members) - 1, -1, -1):
             m = self._members[i]
             with self._member(i):
-                m.acc_grad_parameters(self._member_input(i, input), grad, scale)
+                m.acc_grad_parameters(self._member_input(i, input), nest.fill_none(grad, m.output),
+                                      scale)
             grad = m.grad_input
 
     def __repr__(self) -> str:
@@ -175,16 +214,12 @@ class Sequential(Container):
 
 def _sum_grads(grads: list[Any]) -> Any:
     """Sum gradients (arrays, or nested lists of arrays for a list input) into new arrays."""
-    total = grads[0]
-    for g in grads[1:]:
-        total = _plus(total, g)
+    if len(grads) == 1:
+        return grads[0]
+    total = nest.add(grads[0], grads[1])
+    for g in grads[2:]:
+        total = nest.add_into(total, g)
     return total
-
-
-def _plus(a: Any, b: Any) -> Any:
-    if isinstance(a, (list, tuple)):
-        return [_plus(x, y) for x, y in zip(a, b)]
-    return a + b
 
 
 class ConcatTable(Container):
@@ -207,7 +242,7 @@ class ConcatTable(Container):
         outputs = []
         for i, m in enumerate(self._members):
             with self._member(i):
-                outputs.append(m.update_output(m._check_kind(input)))
+                outputs.append(run_member(m, input))
         self.output = outputs
         return outputs
 
@@ -216,14 +251,14 @@ class ConcatTable(Container):
         grads = []
         for i, (m, g) in enumerate(zip(self._members, grad_output)):
             with self._member(i):
-                grads.append(m.update_grad_input(input, g))
+                grads.append(member_grad(m, input, g))
         self.grad_input = _sum_grads(grads)
         return self.grad_input
 
     def acc_grad_parameters(self, input: Any, grad_output: list[Any], scale: float = 1.0) -> None:
         for i, (m, g) in enumerate(zip(self._members, grad_output)):
             with self._member(i):
-                m.acc_grad_parameters(input, g, scale)
+                m.acc_grad_parameters(input, nest.fill_none(g, m.output), scale)
 
     def __repr__(self) -> str:
         return self._tree_repr()
@@ -247,7 +282,7 @@ class ParallelTable(Container):
         outputs = []
         for i, (m, x) in enumerate(zip(self._members, input)):
             with self._member(i):
-                outputs.append(m.update_output(m._check_kind(x)))
+                outputs.append(run_member(m, x))
         self.output = outputs
         return outputs
 
@@ -256,7 +291,7 @@ class ParallelTable(Container):
         grads = []
         for i, (m, x, g) in enumerate(zip(self._members, input, grad_output)):
             with self._member(i):
-                grads.append(m.update_grad_input(x, g))
+                grads.append(member_grad(m, x, g))
         self.grad_input = grads
         return grads
 
@@ -264,7 +299,150 @@ class ParallelTable(Container):
                             scale: float = 1.0) -> None:
         for i, (m, x, g) in enumerate(zip(self._members, input, grad_output)):
             with self._member(i):
+                m.acc_grad_parameters(x, nest.fill_none(g, m.output), scale)
+
+    def __repr__(self) -> str:
+        return self._tree_repr()
+
+
+def _axis_of(container: Container, dim: int, x: Any, what: str) -> int:
+    ndim = int(x.ndim)
+    if not -ndim <= dim < ndim:
+        raise ShapeError(f"{container.describe()}: {what} dimension {dim} is out of range for "
+                         f"{shape_str(x)}")
+    return dim % ndim
+
+
+def _narrow(x: Any, axis: int, start: int, length: int) -> Any:
+    return x[(slice(None),) * axis + (slice(start, start + length),)]
+
+
+class Parallel(Container):
+    """Member ``i`` applied to slice ``i`` of the input along ``input_dim``; the outputs joined
+    along ``output_dim`` (Lua: ``nn.Parallel(inputDimension, outputDimension)``).
+
+    Args:
+        input_dim: the axis of the input to slice (0-based NumPy axis; Lua's are 1-based), one
+            slice per member; the axis is removed from each slice (Lua's ``select``).
+        output_dim: the axis of the members' outputs to concatenate along (0-based).
+
+    Example:
+        >>> par = Parallel(0, 0).add(Linear(3, 2)).add(Linear(3, 4))
+        >>> par.forward(numpy.ones((2, 3), "float32")).shape   # row i to member i
+        (6,)
+    """
+
+    input_kind = "array"
+
+    def __init__(self, input_dim: int, output_dim: int, *modules: Module):
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        super().__init__(*modules)
+
+    def _slices(self, input: Any) -> tuple[int, list[Any]]:
+        axis = _axis_of(self, self.input_dim, input, "input")
+        n = int(input.shape[axis])
+        if n != len(self._members):
+            raise ShapeError(f"{self.describe()}: expected {len(self._members)} slices (one per "
+                             f"member) along axis {self.input_dim}, got {shape_str(input)}")
+        head = (slice(None),) * axis
+        return axis, [input[head + (i,)] for i in range(n)]
+
+    def update_output(self, input: Any) -> Any:
+        _, slices = self._slices(input)
+        outputs = []
+        for i, (m, x) in enumerate(zip(self._members, slices)):
+            with self._member(i):
+                outputs.append(run_member(m, x))
+        axis = _axis_of(self, self.output_dim, outputs[0], "output")
+        self._sizes = [int(o.shape[axis]) for o in outputs]
+        self.output = backend.get_array_module(input).concatenate(outputs, axis=axis)
+        return self.output
+
+    def _grad_slices(self, grad_output: Any) -> list[Any]:
+        axis = self.output_dim % int(grad_output.ndim)
+        out, start = [], 0
+        for size in self._sizes:
+            out.append(_narrow(grad_output, axis, start, size))
+            start += size
+        return out
+
+    def update_grad_input(self, input: Any, grad_output: Any) -> Any:
+        axis, slices = self._slices(input)
+        grad = backend.get_array_module(input).zeros_like(input)
+        head = (slice(None),) * axis
+        for i, (m, x, g) in enumerate(zip(self._members, slices, self._grad_slices(grad_output))):
+            with self._member(i):
+                grad[head + (i,)] = member_grad(m, x, g)
+        self.grad_input = grad
+        return grad
+
+    def acc_grad_parameters(self, input: Any, grad_output: Any, scale: float = 1.0) -> None:
+        _, slices = self._slices(input)
+        for i, (m, x, g) in enumerate(zip(self._members, slices, self._grad_slices(grad_output))):
+            with self._member(i):
                 m.acc_grad_parameters(x, g, scale)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_dim}, {self.output_dim}"
+
+    def __repr__(self) -> str:
+        return self._tree_repr()
+
+
+class Concat(Container):
+    """Every member applied to the same input; the outputs joined along ``dim`` (Lua:
+    ``nn.Concat(dim)``).
+
+    Args:
+        dim: the axis to concatenate along (0-based NumPy axis, counting the batch axis; Lua's
+            is 1-based).
+
+    The gradient w.r.t. the input is the sum of the members' gradients for their slices.
+
+    Example:
+        >>> cat = Concat(1).add(Linear(3, 2)).add(Linear(3, 4))
+        >>> cat.forward(numpy.ones((5, 3), "float32")).shape
+        (5, 6)
+    """
+
+    def __init__(self, dim: int, *modules: Module):
+        self.dim = int(dim)
+        super().__init__(*modules)
+
+    def update_output(self, input: Any) -> Any:
+        outputs = []
+        for i, m in enumerate(self._members):
+            with self._member(i):
+                outputs.append(run_member(m, input))
+        axis = _axis_of(self, self.dim, outputs[0], "output")
+        self._sizes = [int(o.shape[axis]) for o in outputs]
+        self.output = backend.get_array_module(outputs[0]).concatenate(outputs, axis=axis)
+        return self.output
+
+    def _grad_slices(self, grad_output: Any) -> list[Any]:
+        axis = self.dim % int(grad_output.ndim)
+        out, start = [], 0
+        for size in self._sizes:
+            out.append(_narrow(grad_output, axis, start, size))
+            start += size
+        return out
+
+    def update_grad_input(self, input: Any, grad_output: Any) -> Any:
+        grads = []
+        for i, (m, g) in enumerate(zip(self._members, self._grad_slices(grad_output))):
+            with self._member(i):
+                grads.append(member_grad(m, input, g))
+        self.grad_input = _sum_grads(grads)
+        return self.grad_input
+
+    def acc_grad_parameters(self, input: Any, grad_output: Any, scale: float = 1.0) -> None:
+        for i, (m, g) in enumerate(zip(self._members, self._grad_slices(grad_output))):
+            with self._member(i):
+                m.acc_grad_parameters(input, g, scale)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
 
     def __repr__(self) -> str:
         return self._tree_repr()

@@ -13,10 +13,10 @@ from typing import Any, Callable
 
 import numpy
 
-from .. import backend
+from .. import backend, nest
 from ..errors import InputError, ShapeError, shape_str
 from ..convertible import Convertible
-from ..module import Array, Module
+from ..module import Array, Module, integer_input_error
 from .activation import log_softmax
 
 __all__ = ["Criterion", "MSECriterion", "ClassNLLCriterion", "CrossEntropyCriterion",
@@ -107,6 +107,7 @@ class Criterion(Convertible):
         self.grad_input: Array | None = None
         self._device = "cpu"
         self._dtype = backend.get_default_dtype()
+        self._node: Any = None  # the graph node computing this loss, if any (one at most)
 
     def forward(self, input: Array, target: Any) -> float:
         """The loss for ``input`` and ``target``, as a Python float (Lua returns a number).
@@ -382,6 +383,8 @@ class ModuleFromCriterion(Module):
         >>> dx, dy = g.backward([x, y], 1.0)
     """
 
+    integer_inputs = True  # the target may be class indices; the prediction is checked below
+
     def __init__(self, criterion: Criterion):
         if not isinstance(criterion, Criterion):
             raise InputError(f"ModuleFromCriterion expects a criterion, got "
@@ -416,6 +419,9 @@ class ModuleFromCriterion(Module):
 
     def update_output(self, input: list[Array]) -> Array:
         prediction, target = self._split(input)
+        for leaf in nest.flatten(prediction):
+            if backend.is_array(leaf) and not backend.is_floating(leaf):
+                raise integer_input_error(self, leaf, "input[0] (the prediction)")
         self.output = self.criterion.update_output(prediction, target)
         return self.output
 

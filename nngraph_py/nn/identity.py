@@ -11,8 +11,11 @@ __all__ = ["Identity"]
 class Identity(Module):
     """Pass the input (an array or a list) through unchanged (Lua: ``nn.Identity``).
 
-    ``nn.Identity()()`` is the usual input node of a gModule.
+    ``nn.Identity()()`` is the usual input node of a gModule. Integer arrays pass through
+    (class labels given to a graph go through an Identity input node).
     """
+
+    integer_inputs = True
 
     def update_output(self, input: Any) -> Any:
         self.output = input

@@ -22,6 +22,7 @@ class Select(Module):
     """
 
     input_kind = "array"
+    integer_inputs = True  # moves values only
 
     def __init__(self, dim: int, index: int):
         super().__init__()

@@ -75,6 +75,7 @@ class Narrow(Module):
     """
 
     input_kind = "array"
+    integer_inputs = True  # moves values only
 
     def __init__(self, dim: int, offset: int, length: int = 1):
         super().__init__()
@@ -138,6 +139,7 @@ class Reshape(Module):
     """
 
     input_kind = "array"
+    integer_inputs = True  # moves values only
 
     def __init__(self, *size: Any, batch_mode: bool | None = None):
         super().__init__()
@@ -181,6 +183,7 @@ class View(Module):
     """
 
     input_kind = "array"
+    integer_inputs = True  # moves values only
 
     def __init__(self, *size: Any, num_input_dims: int | None = None):
         super().__init__()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import backend
+from .. import backend, nest
 from ..errors import InputError, ShapeError, check, shape_str
 from ..module import Array, Module
 
@@ -39,7 +39,7 @@ class CAddTable(Module):
 
     def update_output(self, input: list[Array]) -> Array:
         _check_table(self, input)
-        out = input[0] + input[1] if len(input) > 1 else input[0].copy()
+        out = nest.as_array(input[0] + input[1]) if len(input) > 1 else input[0].copy()
         for x in input[2:]:
             out += x
         self.output = out
@@ -58,11 +58,11 @@ class CSubTable(Module):
 
     def update_output(self, input: list[Array]) -> Array:
         _check_table(self, input, 2)
-        self.output = input[0] - input[1]
+        self.output = nest.as_array(input[0] - input[1])
         return self.output
 
     def update_grad_input(self, input: list[Array], grad_output: Array) -> list[Array]:
-        self.grad_input = [grad_output, -grad_output]
+        self.grad_input = [grad_output, nest.as_array(-grad_output)]
         return self.grad_input
 
 
@@ -77,7 +77,7 @@ class CMulTable(Module):
 
     def update_output(self, input: list[Array]) -> Array:
         _check_table(self, input)
-        out = input[0] * input[1] if len(input) > 1 else input[0].copy()
+        out = nest.as_array(input[0] * input[1]) if len(input) > 1 else input[0].copy()
         for x in input[2:]:
             out *= x
         self.output = out
@@ -90,7 +90,7 @@ class CMulTable(Module):
             for j, x in enumerate(input):
                 if j != i:
                     g = g * x
-            grads.append(g)
+            grads.append(nest.as_array(g))
         self.grad_input = grads
         return grads
 
@@ -102,12 +102,12 @@ class CDivTable(Module):
 
     def update_output(self, input: list[Array]) -> Array:
         _check_table(self, input, 2)
-        self.output = input[0] / input[1]
+        self.output = nest.as_array(input[0] / input[1])
         return self.output
 
     def update_grad_input(self, input: list[Array], grad_output: Array) -> list[Array]:
-        ga = grad_output / input[1]
-        self.grad_input = [ga, -ga * self.output]
+        ga = nest.as_array(grad_output / input[1])
+        self.grad_input = [ga, nest.as_array(-ga * self.output)]
         return self.grad_input
 
 
@@ -126,6 +126,7 @@ class JoinTable(Module):
     """
 
     input_kind = "table"
+    integer_inputs = True  # moves values only
 
     def __init__(self, dim: int):
         super().__init__()
@@ -167,6 +168,7 @@ class SplitTable(Module):
     """
 
     input_kind = "array"
+    integer_inputs = True  # moves values only
 
     def __init__(self, dim: int):
         super().__init__()
@@ -206,28 +208,33 @@ class SplitTable(Module):
 class SelectTable(Module):
     """The ``index``-th element of a list (Lua: ``nn.SelectTable``; 0-based, negative from the end).
 
-    The gradient is zeros for the other elements. ``node.split(n)`` is made of these.
+    The gradient is zeros for the other elements. ``node.split(n)`` is made of these, with
+    ``split_count=n``: the list must then have exactly ``n`` elements (Lua's split check).
     """
 
     input_kind = "table"
+    integer_inputs = True  # moves values only
+    _state_names = ("split_siblings",)  # construction-time only: not cloned
 
-    def __init__(self, index: int):
+    def __init__(self, index: int, split_count: int | None = None):
         super().__init__()
         self.index = int(index)
+        self.split_count = None if split_count is None else int(split_count)
+        self.split_siblings: list[Any] | None = None  # the nodes of one split(n), set by split
 
     def update_output(self, input: list[Any]) -> Any:
         if not isinstance(input, (list, tuple)):
             raise InputError(f"expected a list, got {shape_str(input)}")
+        if self.split_count is not None and len(input) != self.split_count:
+            raise ShapeError(f"split({self.split_count}) cannot split {len(input)} outputs")
         if not -len(input) <= self.index < len(input):
             raise ShapeError(f"index {self.index} is out of range for a list of {len(input)}")
         self.output = input[self.index]
         return self.output
 
     def update_grad_input(self, input: list[Any], grad_output: Any) -> list[Any]:
-        from ..graph.gmodule import _zeros_like
-
-        grads = [_zeros_like(x) for x in input]
-        grads[self.index % len(input)] = grad_output
+        grads = [nest.zeros_like(x) for x in input]
+        grads[self.index % len(input)] = nest.fill_none(grad_output, input[self.index])
         self.grad_input = grads
         return grads
 
@@ -239,6 +246,7 @@ class NarrowTable(Module):
     """The sub-list ``input[offset:offset+length]`` (Lua: ``nn.NarrowTable``; 0-based offset)."""
 
     input_kind = "table"
+    integer_inputs = True  # moves values only
 
     def __init__(self, offset: int, length: int = 1):
         super().__init__()
@@ -258,13 +266,12 @@ class NarrowTable(Module):
         return self.output
 
     def update_grad_input(self, input: list[Any], grad_output: list[Any]) -> list[Any]:
-        from ..graph.gmodule import _zeros_like
-
         if not isinstance(grad_output, (list, tuple)) or len(grad_output) != self.length:
             raise InputError(f"{self.describe()}: expected grad_output as a list of {self.length} "
                              f"(like the output), got {shape_str(grad_output)}")
-        grads = [_zeros_like(x) for x in input]
-        grads[self._start:self._start + self.length] = list(grad_output)
+        grads = [nest.zeros_like(x) for x in input]
+        grads[self._start:self._start + self.length] = [
+            nest.fill_none(g, x) for g, x in zip(grad_output, self.output)]
         self.grad_input = grads
         return grads
 

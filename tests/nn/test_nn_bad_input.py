@@ -67,15 +67,18 @@ def test_a_table_module_checks_its_array_grad_output():
     assert_mentions(info.value, "nn.CAddTable: expected grad_output of shape (4, 3)", "got (4, 5)")
 
 
-def test_a_scalar_output_takes_any_one_element_gradient():
+def test_a_scalar_output_takes_a_0d_gradient_or_a_number():
+    """Issue 11 item 6: the shape is compared exactly; a (1,) gradient for a 0-d output used to
+    pass and crash later inside Select or SplitTable."""
     pred, target = nn.Identity()(), nn.Identity()()
     g = nn.gModule([pred, target], nn.MSECriterion()([pred, target]))
     x, t = np.ones((2, 3), "float32"), np.zeros((2, 3), "float32")
     g.forward([x, t])
-    for grad in (1.0, np.float32(2.0), np.ones(1, "float32"), np.ones((1, 1), "float32")):
+    for grad in (1.0, np.float32(2.0), np.array(3.0, "float32")):
         assert g.backward([x, t], grad)[0].shape == (2, 3)
-    with pytest.raises(ShapeError, match=r"one element, of shape \(\), .* got \(2,\)"):
-        g.backward([x, t], np.ones(2, "float32"))
+    for grad in (np.ones(1, "float32"), np.ones((1, 1), "float32"), np.ones(2, "float32")):
+        with pytest.raises(ShapeError, match=r"of shape \(\) \(a 0-d array.* got \("):
+            g.backward([x, t], grad)
 
 
 def test_split_table_backward_wants_one_gradient_per_slice():
