@@ -322,3 +322,58 @@ def test_rnn_cell_rows_show_per_step_shapes(device):
     assert rows["layer1.x"].output_shape == (2, 4) and rows["layer2.x"].output_shape == (2, 6)
     assert rows["layer1.next_h"].output_shape == (2, 6) and rows["layer1.next_h"].per_step
     assert s.total_params == model.num_parameters()
+
+
+def test_bidirectional_gru_and_recurrence_rows_show_per_step_shapes():
+    lstm = pytest.importorskip("lstm", reason="the lstm package is not available yet")
+    gru = lstm.GRU(4, 3, 2, bidirectional=True)
+    s = summary(gru, (2, 5, 4), print_table=False)
+    rows = {r.path: r for r in s.rows}
+    assert rows["layer1_reverse.x"].output_shape == (2, 4)
+    assert rows["layer2.x"].output_shape == (2, 6)  # both directions of layer 1
+    assert rows["layer2_reverse.next_h"].per_step
+    assert rows["layer2_reverse.next_h"].output_shape == (2, 3)
+    assert s.total_params == gru.num_parameters()
+
+    x, h = nn.Identity()(), nn.Identity()()
+    h2 = nn.Tanh()(nn.CAddTable()([nn.Linear(4, 3)(x), nn.Linear(3, 3)(h)])).annotate(name="h2")
+    rec = lstm.Recurrence(nn.gModule([x, h], [h2]), [3])
+    assert summary(rec, print_table=False).rows[0].output_shape is None  # never ran
+    s = summary(rec, (2, 5, 4), print_table=False)
+    rows = {r.path: r for r in s.rows}
+    assert rows["cell.h2"].output_shape == (2, 3) and rows["cell.h2"].per_step
+
+
+class _StepWrapper(nn.Module):
+    """Not an lstm module: a cell it says it runs over time, through the hook alone."""
+
+    def __init__(self, cell, hook=True):
+        super().__init__()
+        self.cells, self.cell, self.hook, self.batch_first = [cell], cell, hook, True
+
+    def children(self):
+        return [self.cell]
+
+    def step_inputs(self, batch):  # the old duck-typed attributes: no longer read
+        return [[numpy.zeros((batch, 2)), numpy.zeros((batch, 3))]]
+
+    def summary_steps(self):
+        if not self.hook:
+            return super().summary_steps()
+        return [(self.cell, [numpy.zeros((4, 2)), numpy.zeros((4, 3))])]
+
+    def update_output(self, input):
+        self.output = input
+        return self.output
+
+
+@pytest.mark.parametrize("hook", [True, False])
+def test_step_cells_come_from_the_summary_steps_hook_only(hook):
+    x, h = nn.Identity()(), nn.Identity()()
+    out = nn.Tanh()(nn.CAddTable()([nn.Linear(2, 3)(x), nn.Linear(3, 3)(h)])).annotate(name="out")
+    wrapper = _StepWrapper(nn.gModule([x, h], [out]), hook=hook)
+    wrapper.forward(numpy.zeros((4, 1)))
+    rows = {r.path: r for r in summary(wrapper, print_table=False).rows}
+    assert rows["1.out"].per_step == hook
+    assert rows["1.out"].output_shape == ((4, 3) if hook else None)
+    assert wrapper.cell.output is None  # cleared after the rows were made
