@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy
 
-from nngraph_py import backend, nn
+from nngraph_py import backend, nest, nn
 from nngraph_py.errors import GraphError, InputError, ShapeError, shape_str
 from nngraph_py.module import Array, Module
 from nngraph_py.nn.dropout import dropout_noise
@@ -46,12 +46,6 @@ from .clones import clone_module, clone_sharing, share_parameters
 from .fast import FusedGRULayer, FusedLSTMLayer, RecipeMismatch
 
 __all__ = ["Recurrent", "LSTM", "GRU", "RNN", "lengths_mask"]
-
-
-def _convert_nested(value: Any, convert: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_convert_nested(v, convert) for v in value]
-    return convert(value)
 
 
 def lengths_mask(lengths: Any, batch: int, steps: int, device: str, who: str) -> Any:
@@ -332,7 +326,7 @@ class Recurrent(Module):
         for name in self._state_names:
             value = getattr(self, name)
             if value is not None and name != "_fused":
-                setattr(self, name, _convert_nested(value, convert))
+                setattr(self, name, nest.map(convert, value))
         self._fused = None  # its buffers belong to the old device/dtype
         # ``convert`` is memoised: a clone's shared arrays become the prototype's new arrays.
         for clones in self._clones:
