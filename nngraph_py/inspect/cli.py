@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--full-meta", "--meta", action="store_true", dest="full_meta",
                         help="print the checkpoint's own metadata whole (default: long lists, "
                              "histories and random generator states are summarised)")
+    parser.add_argument("--onnx", metavar="OUT",
+                        help="export the model in CHECKPOINT (a Lua .t7 module or char-rnn "
+                             "checkpoint) to the ONNX file OUT (nngraph_py.onnx)")
+    parser.add_argument("--input-shape", action="append", default=[], metavar="SHAPE",
+                        help="with --onnx: the shape of an input, e.g. 1,20 (once per input; "
+                             "not needed for char-rnn checkpoints)")
     return parser
 
 
@@ -192,6 +198,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
+    if args.onnx:  # export instead of describing (helper I's nngraph_py/onnx/cli.py)
+        from ..onnx.cli import run as export_onnx
+
+        return export_onnx(args.checkpoint, args.onnx, args.input_shape, out, err)
     # Everything is rendered first, so a malformed file gives one error line and no partial
     # output, and a closed pipe (| head) is met only once, at the end.
     text = io.StringIO()

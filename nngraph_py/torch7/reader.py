@@ -302,7 +302,8 @@ class _AsciiInput(_Input):
         try:
             if dtype.kind == "f":
                 values = numpy.array([float(t) for t in tokens], dtype=numpy.float64)
-                return values.astype(dtype.newbyteorder("="))
+                with numpy.errstate(over="ignore"):  # out of float32 range: inf, as C's scanf
+                    return values.astype(dtype.newbyteorder("="))
             ints = [int(t) for t in tokens]
         except ValueError:
             raise self.fail("storage elements expected", start) from None
