@@ -153,8 +153,13 @@ class SpatialBatchNormalization(BatchNormalization):
 
 
 class LayerNormalization(Module):
-    """Normalise each example over its last axis, then scale and shift (PyTorch's ``LayerNorm``
-    over the last axis; Lua nn has none).
+    """Normalise each example over its last axis, then scale and shift (Lua:
+    ``nn.LayerNormalization(nOutput, bias, eps, affine)``; PyTorch's ``LayerNorm`` over the last
+    axis).
+
+    ``eps`` is added to the variance, as PyTorch's; Lua adds its ``eps`` to the sum of squares, so
+    ``LayerNormalization(n, eps)`` is Lua's ``nn.LayerNormalization(n, 0, n * eps)``. Lua's
+    ``bias`` argument (the initial shift) is ``module.bias[...] = value`` here.
 
     Args:
         size: the size of the last axis.

@@ -142,8 +142,8 @@ class CosineDistance(Module):
 
 
 class PairwiseDistance(Module):
-    """Row-wise ``||a - b||_p`` of ``[a, b]`` (Lua: ``nn.PairwiseDistance(p)``); the gradient at
-    distance 0 is 0."""
+    """Row-wise ``||a - b||_p`` of ``[a, b]`` (Lua: ``nn.PairwiseDistance(p)``); as Lua's, the
+    gradient divides by ``(distance + 1e-6)^(p-1)``, so it is finite (0) at distance 0."""
 
     input_kind = "table"
 
@@ -163,9 +163,11 @@ class PairwiseDistance(Module):
         a, b = _pair(self, input)
         xp = backend.get_array_module(a)
         d = a - b
-        n = self.output[..., None]
-        safe = xp.where(n > 0, n, 1.0)
-        ga = xp.sign(d) * xp.abs(d) ** (self.p - 1.0) / safe ** (self.p - 1.0) * (n > 0)
+        if self.p == 1:
+            ga = xp.sign(d)
+        else:  # Lua adds 1e-6 to the distance here (no division by zero at d = 0)
+            n = self.output[..., None] + 1e-6
+            ga = xp.sign(d) * xp.abs(d) ** (self.p - 1.0) / n ** (self.p - 1.0)
         ga = ga * grad_output[..., None]
         self.grad_input = [ga, -ga]
         return self.grad_input

@@ -353,8 +353,7 @@ class PReLU(Module):
 
     Args:
         num_planes: 0 (the default) for one slope shared by every element; otherwise one slope per
-            channel, on axis 0 for a 1-D or 3-D input (one example, as Lua) and on axis 1 for a
-            2-D or 4-D one (a batch).
+            channel, on axis 0 for a 1-D input and on axis 1 otherwise (as Lua's THNN).
 
     ``weight`` starts at 0.25 (Lua).
     """
@@ -372,7 +371,7 @@ class PReLU(Module):
     def _slope(self, x: Array) -> Array:
         if self.num_planes == 0:
             return self.weight.reshape((1,) * x.ndim)
-        axis = 0 if x.ndim in (1, 3) else 1
+        axis = 0 if x.ndim == 1 else 1
         check(x.ndim > axis and int(x.shape[axis]) == self.num_planes, self,
               f"with {self.num_planes} channels on axis {axis}", x)
         shape = [1] * x.ndim
@@ -394,7 +393,7 @@ class PReLU(Module):
         if self.num_planes == 0:
             self.grad_weight += scale * g.sum()
         else:
-            axis = 0 if input.ndim in (1, 3) else 1
+            axis = 0 if input.ndim == 1 else 1
             others = tuple(a for a in range(input.ndim) if a != axis)
             self.grad_weight += scale * g.sum(axis=others)
 
