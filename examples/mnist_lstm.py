@@ -26,6 +26,7 @@ Examples:
   python examples/mnist_lstm.py --epochs 10 --schedule cosine --clip 5
   python examples/mnist_lstm.py --setup keras
   python examples/mnist_lstm.py --cell rnn
+  python examples/mnist_lstm.py --cell gru                        # lstm.GRU, PyTorch setup
   python examples/mnist_lstm.py --dataset fashion
   python examples/mnist_lstm.py --resume runs/mnist_lstm/mnist-pytorch-lstm/checkpoint.npz
 
@@ -42,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 import common  # examples/common.py: flags, device, the command line's training exits, plots
-from lstm import LSTM, LSTM_GATES, RNN
+from lstm import GRU, LSTM, LSTM_GATES, RNN
 from nngraph_py import backend, nn, optim, to_device, to_numpy, train
 from nngraph_py.backend import manual_seed
 from nngraph_py.data import load_fashion_mnist, load_mnist
@@ -56,6 +57,8 @@ PRESETS = {
     ("pytorch", "lstm"): dict(hidden=128, layers=2, dropout=0.0, dense=0, batch_size=100,
                               lr=0.01, epochs=2, nonlinearity="tanh", init="torch"),
     ("pytorch", "rnn"): dict(hidden=128, layers=2, dropout=0.0, dense=0, batch_size=100,
+                             lr=0.01, epochs=2, nonlinearity="tanh", init="torch"),
+    ("pytorch", "gru"): dict(hidden=128, layers=2, dropout=0.0, dense=0, batch_size=100,
                              lr=0.01, epochs=2, nonlinearity="tanh", init="torch"),
     ("keras", "lstm"): dict(hidden=128, layers=2, dropout=0.2, dense=32, batch_size=32,
                             lr=0.001, epochs=3, nonlinearity="tanh", init="keras"),
@@ -85,8 +88,9 @@ def parse_args(argv: list[str] | None) -> object:
     model.add_argument("--setup", choices=("pytorch", "keras"), default=None,
                        help="the PyTorch reference's settings (default for --cell lstm) or the "
                             "Keras reference's (default for --cell rnn)")
-    model.add_argument("--cell", choices=("lstm", "rnn"), default="lstm",
-                       help="LSTM, or a plain RNN (Keras' SimpleRNN) (default: %(default)s)")
+    model.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm",
+                       help="LSTM, GRU (PyTorch's nn.GRU equations), or a plain RNN (Keras' "
+                            "SimpleRNN) (default: %(default)s)")
     model.add_argument("--hidden", type=common.positive_int, default=None,
                        help="hidden units per layer")
     model.add_argument("--layers", type=common.positive_int, default=None,
@@ -118,7 +122,9 @@ def parse_args(argv: list[str] | None) -> object:
     args = common.finish_args(parser, argv, args, ARCHITECTURE)
     if args.setup == "seed000":  # checkpoints written before the setup was named after PyTorch
         args.setup = "pytorch"
-    args.setup = args.setup or ("pytorch" if args.cell == "lstm" else "keras")
+    args.setup = args.setup or ("keras" if args.cell == "rnn" else "pytorch")
+    if (args.setup, args.cell) not in PRESETS:
+        parser.error(f"--cell {args.cell} has no --setup {args.setup} (the reference had none)")
     for key, value in PRESETS[(args.setup, args.cell)].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -133,6 +139,9 @@ def build_model(args: object, classes: int) -> nn.gModule:
     if args.cell == "lstm":
         recurrent = LSTM(28, args.hidden, args.layers, dropout=args.dropout)
         outputs, h_n, c_n = recurrent(rows).annotate(name="lstm").split(3)
+    elif args.cell == "gru":
+        recurrent = GRU(28, args.hidden, args.layers, dropout=args.dropout)
+        outputs = nn.SelectTable(0)(recurrent(rows).annotate(name="gru"))  # h_n unused
     else:
         recurrent = RNN(28, args.hidden, args.layers, dropout=args.dropout,
                         nonlinearity=args.nonlinearity)
