@@ -273,9 +273,9 @@ def _pickle_pixels_to_unit(x: np.ndarray, where: str) -> np.ndarray:
     MNIST yields bit-identical arrays.
     """
     x = np.asarray(x, dtype=np.float32)
-    scale = 256.0 if float(x.max()) <= 255.0 / 256.0 + 1e-6 else 255.0
-    if not np.isfinite(x).all():
-        raise DataFormatError(f"{where}: image values include NaN or infinity")
+    if x.size and not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
+        raise DataFormatError(f"{where}: image values outside [0, 1] (or NaN)")
+    scale = 256.0 if float(x.max(initial=0)) <= 255.0 / 256.0 + 1e-6 else 255.0
     pixels = np.rint(x * np.float32(scale))  # exact small integers in float32
     if pixels.min() < 0 or pixels.max() > 255:
         raise DataFormatError(f"{where}: image values outside [0, 1]")

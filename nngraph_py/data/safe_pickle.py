@@ -462,7 +462,13 @@ def _load(fileobj: BinaryIO, name: str, max_bytes: int | None) -> Any:
         if max_bytes is None:
             max_bytes = max(DEFAULT_MIN_BYTES, DEFAULT_INFLATION * on_disk) if compressed \
                 else on_disk
-        result = ArrayUnpickler(stream, max_bytes=max_bytes, name=name).load()
+        unpickler = ArrayUnpickler(stream, max_bytes=max_bytes, name=name)
+        result = unpickler.load()
+        if compressed:
+            # The unpickler stops at STOP; gzip checks its CRC only at the end of the stream.
+            # Read to the end (within max_bytes) so that corrupted data is not loaded unchecked.
+            while unpickler._file_read(_CHUNK):  # type: ignore[attr-defined]
+                pass
     except PickleFormatError as exc:
         text = str(exc)
         if not text.startswith(name + ":"):
