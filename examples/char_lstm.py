@@ -24,7 +24,9 @@ The checkpoint carries the vocabulary and the options, so sampling needs no data
 
 With --sample-only only the sampled text (the primetext first) goes to standard output; the
 rest goes to standard error. --greedy takes the likeliest character each time (char-rnn's
--sample 0) instead of drawing one.
+-sample 0) instead of drawing one. A checkpoint written by Lua char-rnn's train.lua samples the
+same way (read by nngraph_py.torch7; --greedy gives `th sample.lua CK -sample 0`'s text):
+  python examples/char_lstm.py --sample-only --resume cv/lm_lstm_epoch1.00_3.3352.t7 --greedy
 
 Examples:
   python examples/char_lstm.py                      # LSTM 128 x 2 on Shakespeare, 4 epochs
@@ -130,6 +132,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.sample_only and args.resume is None:
         parser.error("--sample-only needs --resume CHECKPOINT, a trained model (train one first: "
                      "python examples/char_lstm.py --data FILE)")
+    if args.sample_only and str(args.resume).endswith(".t7"):
+        return args  # a Lua char-rnn checkpoint: none of our checkpoint's options to check
     args = common.finish_args(parser, argv, args, ARCHITECTURE)
     if args.train_fraction is not None and not (
             0 < args.train_fraction <= 1 - args.val_fraction + 1e-12):
@@ -184,6 +188,8 @@ def read_text(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.sample_only and str(args.resume).endswith(".t7"):
+        return _sample_lua_checkpoint(args)
     # With --sample-only, standard output holds the sample alone: the rest goes to stderr.
     log: Callable[..., None] = (lambda *a: print(*a, file=sys.stderr)) if args.sample_only \
         else print
@@ -455,3 +461,25 @@ def plot_bpc(path: Path, state: train.TrainState, steps_per_epoch: int, model: s
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def _sample_lua_checkpoint(args: Any) -> dict:
+    """``--sample-only --resume cv/lm_lstm_epoch....t7``: sample from a checkpoint written by Lua
+    char-rnn's train.lua (nngraph_py.torch7). With --greedy the text is char-rnn's
+    ``th sample.lua CHECKPOINT -sample 0`` character for character; --primetext defaults to none,
+    as there."""
+    from nngraph_py import torch7
+
+    try:
+        ck = torch7.load(args.resume)
+    except (OSError, torch7.Torch7Error) as exc:
+        raise SystemExit(f"error: --resume {args.resume}: {exc}") from None
+    if not (isinstance(ck, dict) and isinstance(ck.get("protos"), dict) and "vocab" in ck):
+        raise SystemExit(f"error: {args.resume} is not a char-rnn checkpoint (no protos/vocab)")
+    out = torch7.sample_char_rnn(ck, length=args.length, primetext=args.primetext or "",
+                                 greedy=args.greedy, temperature=args.temperature,
+                                 seed=args.seed)
+    sys.stdout.write(out.text + "\n")
+    sys.stdout.flush()
+    return {"example": NAME, "sample": out.text, "checkpoint": str(args.resume),
+            "lua_opt": ck["opt"]}
