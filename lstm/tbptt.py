@@ -22,12 +22,12 @@ class TruncatedBPTT:
     """Run a recurrent model chunk by chunk, carrying its state, backpropagating within a chunk.
 
     Args:
-        model: an :class:`~lstm.LSTM` or :class:`~lstm.RNN`.
+        model: an :class:`~lstm.LSTM`, :class:`~lstm.GRU` or :class:`~lstm.RNN`.
         chunk_len: time steps per chunk (char-rnn's ``seq_length``), used by :meth:`chunks`.
 
     Attributes:
-        state: the state carried into the next chunk (``(h, c)`` for an LSTM, ``h`` for an RNN),
-            None after :meth:`reset`.
+        state: the state carried into the next chunk (``(h, c)`` for an LSTM, ``h`` for a GRU
+            or an RNN), None after :meth:`reset`.
 
     Example::
 
@@ -47,7 +47,7 @@ class TruncatedBPTT:
 
     def __init__(self, model: Recurrent, chunk_len: int | None = None):
         if not isinstance(model, Recurrent):
-            raise InputError(f"TruncatedBPTT runs an lstm.LSTM or lstm.RNN, got "
+            raise InputError(f"TruncatedBPTT runs an lstm.LSTM, lstm.GRU or lstm.RNN, got "
                              f"{type(model).__name__}")
         if chunk_len is not None and (isinstance(chunk_len, bool) or not isinstance(chunk_len, int)
                                       or chunk_len <= 0):

@@ -146,3 +146,26 @@ def test_kernels_are_chosen_only_where_they_apply(rng, monkeypatch):
     assert not fused.uses_kernels(x32)
     out, _, _ = fused.forward(x32, None, None)
     assert out.shape == (2, 1, 3)
+
+
+@needs_numba
+@pytest.mark.parametrize("with_state", [True, False])
+def test_kernels_with_lengths_and_both_directions_follow_the_numpy_passes(rng, with_state):
+    """The compiled steps under a lengths mask (state kept, outputs zero, gradient passed through
+    padded steps) and on the reversed sequence, against the array passes."""
+    x = rng.standard_normal((4, 6, 3)).astype("float32")
+    lengths = numpy.array([6, 1, 4, 2])
+    state = [rng.standard_normal((4, 4, 5)).astype("float32") for _ in range(2)]
+    given = [x] + state if with_state else x
+    results = {}
+    for kernels in ("numpy", "numba"):
+        backend.manual_seed(3)
+        model = LSTM(3, 5, 2, bidirectional=True).optimize(kernels=kernels)
+        assert model._use_fused() and model._fused[0].uses_kernels(x) == (kernels == "numba")
+        outputs, (h_n, c_n) = model.forward(given, lengths=lengths)
+        grads = model.backward(given, [numpy.ones_like(outputs), h_n, c_n])
+        grads = grads if with_state else [grads]
+        results[kernels] = [outputs, h_n, c_n] + grads + [g.copy() for g in model.parameters()[1]]
+    assert not results["numba"][0][1, 1:].any()  # zeros past the length
+    for a, b in zip(results["numba"], results["numpy"]):
+        numpy.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
