@@ -29,14 +29,17 @@ Examples:
   python examples/mnist_lstm.py --cell gru                        # lstm.GRU, PyTorch setup
   python examples/mnist_lstm.py --dataset fashion
   python examples/mnist_lstm.py --resume runs/mnist_lstm/mnist-pytorch-lstm/checkpoint.npz
+  mpiexec -n 2 python examples/mnist_lstm.py --distributed  # data-parallel, same global batch
 
 Outputs (in --out): checkpoint.npz (the latest; --resume continues it), metrics.json,
 log.jsonl (one line per evaluation), curves.png (training loss, test accuracy), confusion.png
 (test confusion matrix). Training is nngraph_py.train.fit: Ctrl-C saves a checkpoint first, a
-NaN loss stops without overwriting it.
+NaN loss stops without overwriting it. With --distributed under mpiexec each process takes its
+shard of every batch and of the test set (nngraph_py.distributed); rank 0 alone prints and writes.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -44,7 +47,7 @@ import numpy as np
 
 import common  # examples/common.py: flags, device, the command line's training exits, plots
 from lstm import GRU, LSTM, LSTM_GATES, RNN
-from nngraph_py import backend, nn, optim, to_device, to_numpy, train
+from nngraph_py import backend, distributed, nn, optim, to_device, to_numpy, train
 from nngraph_py.backend import manual_seed
 from nngraph_py.data import load_fashion_mnist, load_mnist
 from nngraph_py.data.mnist import DatasetUnavailableError
@@ -118,6 +121,10 @@ def parse_args(argv: list[str] | None) -> object:
                        help="clip the gradient's global norm to this (0: no clipping)")
     training.add_argument("--eval-batch-size", type=common.positive_int, default=1000,
                        help="images per step when testing (default: %(default)s)")
+    training.add_argument("--distributed", action="store_true",
+                          help="data-parallel over the processes of mpiexec -n N: each takes "
+                               "its shard of every --batch-size batch, gradients are averaged "
+                               "over MPI; rank 0 alone prints and writes the outputs")
     args = parser.parse_args(argv)
     args = common.finish_args(parser, argv, args, ARCHITECTURE)
     if args.setup == "seed000":  # checkpoints written before the setup was named after PyTorch
@@ -203,6 +210,9 @@ def keras_init(model: nn.gModule) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    world = distributed.init() if args.distributed else distributed.World()
+    if not world.is_root:  # rank 0 alone prints; errors still reach stderr
+        sys.stdout = open(os.devnull, "w")
     device = common.select_device(args.device)
     manual_seed(args.seed)
 
@@ -230,6 +240,10 @@ def main(argv: list[str] | None = None) -> dict:
     model = model.to(device)
     criterion = nn.CrossEntropyCriterion().to(device)
     optimizer = optim.Adam(model, lr=args.lr)
+    if args.distributed:
+        optimizer = distributed.DistributedOptimizer(optimizer)
+        distributed.broadcast_parameters(model)  # every process starts from rank 0's weights
+        print(f"distributed: {world.size} processes, {args.batch_size} images per step in all")
     print(model)
     print(f"{model.num_parameters():,} parameters; setup {args.setup}: batch {args.batch_size}, "
           f"Adam lr {args.lr}, {args.epochs} epochs")
@@ -244,6 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
         return [order[i:i + args.batch_size] for i in range(0, len(order), args.batch_size)]
 
     def forward_backward(index: np.ndarray) -> tuple[float, int]:
+        """One batch (with --distributed, fit hands each process its shard of the indices)."""
         x = to_device(train_x[index], device)
         y = to_device(train_y[index], device)
         logits = model.forward(x)
@@ -252,9 +267,13 @@ def main(argv: list[str] | None = None) -> dict:
         return float(loss), len(index)
 
     def predict(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
-        """Predicted classes of ``images`` and their mean loss (evaluation mode: no dropout)."""
+        """Predicted classes of ``images`` and their mean loss (evaluation mode: no dropout);
+        each process predicts its shard of the images, and all get every prediction."""
+        count = len(images)
+        part = slice(*distributed.shard_bounds(count, world.rank, world.size))
+        images, labels = images[part], labels[part]
         model.evaluate()
-        preds, total = [], 0.0
+        preds, total = [np.zeros(0, dtype=np.int64)], 0.0
         for i in range(0, len(images), args.eval_batch_size):
             x = to_device(images[i:i + args.eval_batch_size], device)
             y = to_device(labels[i:i + args.eval_batch_size], device)
@@ -262,7 +281,8 @@ def main(argv: list[str] | None = None) -> dict:
             total += float(criterion.forward(logits, y)) * len(x)
             preds.append(to_numpy(logits.argmax(axis=1)))
         model.training()
-        return np.concatenate(preds), total / len(images)
+        preds = np.concatenate(world.allgather(np.concatenate(preds)))
+        return preds, world.sum(total) / count
 
     def evaluate(loop: train.Loop) -> dict:
         preds, test_loss = predict(test_x, test_y)
@@ -283,6 +303,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ---- results -----------------------------------------------------------------------------
     preds, test_loss = predict(test_x, test_y)
+    if not world.is_root:  # rank 0 writes the outputs
+        return {"rank": world.rank, "test_loss": test_loss}
     accuracy = 100.0 * float(np.mean(preds == test_y))
     reference = REFERENCE_RESULTS.get((args.setup, args.cell)) if args.dataset == "mnist" else None
     plot_curves(args.out / "curves.png", state, steps_per_epoch, args)

@@ -101,12 +101,13 @@ def _first_difference(mine: list, theirs: list, rank: int, root: int) -> str:
         b = theirs[k] if k < len(theirs) else None
         if a == b:
             continue
-        if a is None:
+        if a is None and b is not None:
             return f"rank {root} has no {b[0]} {k + 1}, rank {rank} has {b[1]!r} {_show(b[2])}"
-        if b is None:
+        if b is None and a is not None:
             return f"rank {rank} has no {a[0]} {k + 1}, rank {root} has {a[1]!r} {_show(a[2])}"
-        return (f"{a[0]} {k + 1} is {a[1]!r} {_show(a[2])} on rank {root}, "
-                f"{b[1]!r} {_show(b[2])} on rank {rank}")
+        if a is not None and b is not None:
+            return (f"{a[0]} {k + 1} is {a[1]!r} {_show(a[2])} on rank {root}, "
+                    f"{b[1]!r} {_show(b[2])} on rank {rank}")
     return "none found"
 
 
@@ -192,7 +193,7 @@ def _broadcast_arrays(world: World, arrays: list[Array], root: int) -> None:
         xp = backend.get_array_module(group[0])
         total = sum(int(a.size) for a in group)
         if world.rank == root:
-            packed = xp.concatenate([a.reshape(-1) for a in group]) if group else None
+            packed = xp.concatenate([a.reshape(-1) for a in group])
         else:
             packed = xp.empty((total,), dtype=group[0].dtype)
         world.broadcast_(packed, root)

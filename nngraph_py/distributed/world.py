@@ -36,8 +36,8 @@ DEFAULT_TIMEOUT = 600.0
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 #: Variables that say "started by an MPI launcher" without giving the size (PMIx under srun).
 _RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
-_LOCAL_RANK_VARIABLES = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_RANK",
-                         "SLURM_LOCALID")
+_LOCAL_RANK_VARIABLES = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK",
+                         "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID")
 
 
 class DistributedError(NNGraphError, RuntimeError):

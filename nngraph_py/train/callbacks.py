@@ -43,6 +43,9 @@ class Callback:
 
     #: Callbacks run in increasing ``order``.
     order = 0
+    #: In a data-parallel :func:`~nngraph_py.train.fit`, run on the root process only (loggers
+    #: writing files); other callbacks run on every process, which see the same metrics.
+    root_only = False
 
     def on_train_begin(self, loop: Loop) -> None:
         """Before the first step."""
@@ -400,6 +403,7 @@ class JSONLinesLogger(Callback):
     """
 
     order = 50
+    root_only = True  # a data-parallel run: the root process alone writes
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -424,6 +428,7 @@ class CSVLogger(Callback):
     """
 
     order = 50
+    root_only = True  # a data-parallel run: the root process alone writes
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -452,6 +457,7 @@ class TensorBoardLogger(Callback):
     """
 
     order = 50
+    root_only = True  # a data-parallel run: the root process alone writes
 
     def __init__(self, logdir: str | os.PathLike, every_steps: int = 10):
         try:

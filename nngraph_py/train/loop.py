@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, cast
 
 import numpy
 
@@ -284,6 +284,13 @@ class Loop:
         self.checkpoint_step: int | None = None
         self.progress = progress
         self.resumed = False
+        #: The distributed :class:`~nngraph_py.distributed.World` of a data-parallel run, or None.
+        self.world: Any = None
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this process prints and writes files (always, unless data-parallel)."""
+        return self.world is None or self.world.is_root
 
     # ---- for callbacks ------------------------------------------------------------------------
     @property
@@ -298,7 +305,9 @@ class Loop:
         self.history.stop_reason = reason
 
     def log(self, text: str) -> None:
-        """Print a line without breaking the progress bar."""
+        """Print a line without breaking the progress bar (on the root process only)."""
+        if not self.is_root:
+            return
         if self.progress is not None:
             self.progress.write(text)
         else:
@@ -311,9 +320,13 @@ class Loop:
                 if hasattr(cb, "state_dict")}
 
     def save(self, path: str | Path) -> str:
-        """Write a resumable checkpoint of the run now (see :func:`save_run`)."""
-        written = save_run(path, self.model, self.optimizer, self.state, self.config,
-                           self.callback_states())
+        """Write a resumable checkpoint of the run now (see :func:`save_run`); in a
+        data-parallel run the root alone writes (every process holds the same state)."""
+        if self.is_root:
+            written = save_run(path, self.model, self.optimizer, self.state, self.config,
+                               self.callback_states())
+        else:
+            written = str(path)
         self.checkpoint, self.checkpoint_step = written, self.state.global_step
         self.history.checkpoint = written
         return written
@@ -407,7 +420,8 @@ def fit(model: Any, criterion: Any, optimizer: Any, train: Any, epochs: int = 1,
         eval_every: int = 0, max_steps: int = 0, resume: str | Path | None = None,
         config: Mapping[str, Any] | None = None, on_nonfinite: str = "raise",
         max_skips: int = 10, interrupt_path: str | Path | None = None, seed: int = 0,
-        desc: str = "train", log_every: int = 0, print_every: int = 1) -> History:
+        desc: str = "train", log_every: int = 0, print_every: int = 1,
+        world: Any = None) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs (Keras' ``model.fit``; Lua: the loop of
     char-rnn's ``train.lua`` around ``optim.adam(feval, params, config)``).
 
@@ -443,6 +457,14 @@ def fit(model: Any, criterion: Any, optimizer: Any, train: Any, epochs: int = 1,
         desc: the progress label.
         log_every: steps between plain progress lines (0: about 20 over the run).
         print_every: print every this many evaluations' line (the last one always).
+        world: the :class:`~nngraph_py.distributed.World` of a data-parallel run (default: the
+            optimizer's, when it is a :class:`~nngraph_py.distributed.DistributedOptimizer`).
+            With several processes, every process gives the same global batches; each trains
+            on its shard of every batch (and validates on its shard of every ``val`` batch), the
+            gradients are averaged before ``on_after_backward`` (so clipping sees the global
+            batch's gradient) and the loss is the global batch's; a Ctrl-C on any process stops
+            all at the same step. Only the root prints, writes checkpoints and runs callbacks
+            marked ``root_only`` (the loggers). ``evaluate`` runs on every process.
 
     Returns:
         The run's :class:`~nngraph_py.train.History`.
@@ -470,6 +492,18 @@ def fit(model: Any, criterion: Any, optimizer: Any, train: Any, epochs: int = 1,
         raise TrainingError("fit: give a criterion, or your own forward_backward")
     callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))
     device = getattr(model, "device", "cpu")
+    world = cast(Any, world if world is not None else getattr(optimizer, "world", None))
+    parallel = world is not None and world.size > 1
+    if parallel:
+        from .. import distributed
+
+        if not hasattr(optimizer, "average"):
+            raise TrainingError(f"fit: a world of {world.size} processes needs the optimizer "
+                                f"wrapped in nngraph_py.distributed.DistributedOptimizer, got "
+                                f"{type(optimizer).__name__}")
+        if not world.is_root:
+            callbacks = [cb for cb in callbacks if not getattr(cb, "root_only", False)]
+            progress = False
 
     state = TrainState()
     resumed_meta: dict[str, Any] = {}
@@ -477,6 +511,7 @@ def fit(model: Any, criterion: Any, optimizer: Any, train: Any, epochs: int = 1,
         state, resumed_meta = load_run(resume, model, optimizer, seed)
     loop = Loop(model, criterion, optimizer, state, epochs, max_steps, config or {}, callbacks)
     loop.resumed = resume is not None
+    loop.world = world
     if resume is not None:
         loop.checkpoint, loop.checkpoint_step = str(resume), state.global_step
         saved = resumed_meta.get("callbacks", {})
@@ -504,6 +539,10 @@ def fit(model: Any, criterion: Any, optimizer: Any, train: Any, epochs: int = 1,
             total, count = 0.0, 0
             sums = {name: 0.0 for name in (metrics or {})}
             for batch in _epoch_source(val, 0, "val"):
+                if parallel:  # this process's shard; the sums are combined below
+                    batch = distributed.shard_batch(batch, world)
+                    if distributed.batch_length(batch) == 0:
+                        continue
                 x, y = _to_device(batch[0], device), _to_device(batch[1], device)
                 out = model.forward(x)
                 n = _batch_size(y)
@@ -514,6 +553,9 @@ def fit(model: Any, criterion: Any, optimizer: Any, train: Any, epochs: int = 1,
                 count += n
         finally:
             model.training()
+        if parallel:
+            total, count, *values = world.sum([total, count, *sums.values()])
+            sums = dict(zip(sums, values))
         if not count:
             raise TrainingError("fit: val gave no batches")
         record = {"val_loss": total / count} if criterion is not None else {}
@@ -564,11 +606,12 @@ def fit(model: Any, criterion: Any, optimizer: Any, train: Any, epochs: int = 1,
         _call(callbacks, "on_interrupt", loop)
         if progress_bar is not None:
             progress_bar.close()
-        print(f"\ninterrupted at epoch {state.epoch + 1}, step {state.step} of it "
-              f"({state.global_step} steps): "
-              + (f"checkpoint saved to {path}; continue with resume={path}" if path
-                 else "no checkpoint (give a ModelCheckpoint callback or interrupt_path)"),
-              file=sys.stderr)
+        if loop.is_root:
+            print(f"\ninterrupted at epoch {state.epoch + 1}, step {state.step} of it "
+                  f"({state.global_step} steps): "
+                  + (f"checkpoint saved to {path}; continue with resume={path}" if path
+                     else "no checkpoint (give a ModelCheckpoint callback or interrupt_path)"),
+                  file=sys.stderr)
         raise TrainingInterrupted(path, loop.history)
 
     def bad_values(what: str, detail: str) -> NonFiniteError:
@@ -581,6 +624,10 @@ def fit(model: Any, criterion: Any, optimizer: Any, train: Any, epochs: int = 1,
 
     _call(callbacks, "on_train_begin", loop)
     skipped_in_row = 0
+    stop_agreed = False  # data-parallel: a Ctrl-C seen by any process, agreed at the last step
+
+    def stop_requested(flag: _InterruptFlag) -> bool:
+        return stop_agreed if parallel else flag.requested
     try:
         with _InterruptFlag() as flag:
             while not loop.finished:
@@ -610,11 +657,16 @@ def fit(model: Any, criterion: Any, optimizer: Any, train: Any, epochs: int = 1,
                     started = time.perf_counter()
                     optimizer.zero_grad()
                     loop.grad_norm = None
+                    if parallel:
+                        batch = distributed.shard_batch(batch, world)
                     result = step_fn(batch)
                     loss, samples = (result if isinstance(result, tuple)
                                      else (result, _batch_size(batch[1]) if isinstance(
                                          batch, (tuple, list)) and len(batch) == 2 else 1))
                     loss = float(loss)
+                    if parallel:  # the global batch's gradient and loss, on every process
+                        loss, samples, stop_agreed = distributed.sync_step(
+                            optimizer, loss, int(samples), flag.requested)
                     loop.loss = loss
                     _call(callbacks, "on_after_backward", loop)
                     problem = None
@@ -656,7 +708,7 @@ def fit(model: Any, criterion: Any, optimizer: Any, train: Any, epochs: int = 1,
                         run_eval()
                     if is_last:
                         _call(callbacks, "on_epoch_end", loop)
-                    if flag.requested:
+                    if stop_requested(flag):
                         interrupted()
                     if loop.finished:
                         break
@@ -668,7 +720,7 @@ def fit(model: Any, criterion: Any, optimizer: Any, train: Any, epochs: int = 1,
                                             f"differ from the saved run's")
                     raise TrainingError(f"fit: train gave no batches for epoch "
                                         f"{state.epoch + 1}")
-                if flag.requested:
+                if stop_requested(flag):
                     interrupted()
         _call(callbacks, "on_train_end", loop)
     finally:

@@ -246,6 +246,9 @@ def suite(out: Path) -> None:
         == world.allgather([row[0] for row in losses])[1],
     }
 
+    # ---- nngraph_py.train.fit, data-parallel: same run as one process, root writes -----------
+    report["fit"] = fit_check(world, out)
+
     # ---- sampler and scalars ------------------------------------------------------------------
     sampler = distributed.EpochSampler(23, batch_size=5, seed=3)
     mine = sampler.batches(2)
@@ -264,6 +267,52 @@ def suite(out: Path) -> None:
     world.barrier()
     if world.is_root:
         (out / "suite.json").write_text(json.dumps(report, indent=1))
+
+
+def fit_check(world, out: Path) -> dict:
+    """fit() on 2 processes (global batches of 9: shards of 5 and 4, val batches of 5) against
+    fit() alone, both with gradient clipping; then a resume to a second epoch."""
+    from nngraph_py import train as training
+
+    rng = np.random.default_rng(11)
+    x, y = rng.standard_normal((27, 6, 3)), rng.integers(0, 4, size=27)
+    batches = [(x[i:i + 9], y[i:i + 9]) for i in range(0, 27, 9)]
+    val = [(x[i:i + 5], y[i:i + 5]) for i in range(0, 10, 5)]
+
+    def run(distributed_run: bool, epochs: int, resume=None, tag: str = ""):
+        model = build_model(300 + (world.rank if distributed_run else 0))
+        opt = make_optimizer("adam", model)
+        if distributed_run:
+            opt = DistributedOptimizer(opt)
+            distributed.broadcast_parameters(model)
+        here = out / f"fit-{tag}-rank{world.rank}" if distributed_run else out / f"alone-{tag}"
+        ck = out / f"fit-{tag}.npz" if distributed_run else here / "ck.npz"
+        callbacks = [training.GradientClipping(0.05), training.JSONLinesLogger(here / "log.jsonl"),
+                     training.ModelCheckpoint(ck)]
+        history = training.fit(model, nn.CrossEntropyCriterion().to("cpu", "float64"), opt,
+                               batches, epochs=epochs, val=val, callbacks=callbacks,
+                               progress=False, resume=resume)
+        return flat(model), history, here, ck
+
+    alone, alone_history, _, _ = run(False, 2, tag="2")
+    _, _, _, ck = run(True, 1, tag="1")
+    world.barrier()
+    resumed, history, here, _ = run(True, 2, resume=ck, tag="1")
+    straight, straight_history, _, _ = run(True, 2, tag="straight")
+    losses = [h["val_loss"] for h in history.state.history]
+    return {
+        "max_diff_vs_single": float(np.max(np.abs(straight - alone))),
+        "resumed_diff_vs_single": float(np.max(np.abs(resumed - alone))),
+        "val_loss_diff": max(abs(a["val_loss"] - b["val_loss"]) for a, b in
+                             zip(straight_history.state.history, alone_history.state.history)),
+        "train_loss_diff": max(abs(a - b) for a, b in zip(straight_history.state.losses,
+                                                          alone_history.state.losses)),
+        "val_losses_identical_across_ranks": world.allgather(losses)[0]
+        == world.allgather(losses)[1],
+        "log_written": world.allgather((here / "log.jsonl").exists()),
+        "checkpoint_exists": ck.exists(),
+        "epochs": [h["epoch"] for h in history.state.history],
+    }
 
 
 def fail(mode: str) -> None:

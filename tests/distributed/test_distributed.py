@@ -129,6 +129,18 @@ def test_training_loop_helpers_give_the_global_batch(report: dict) -> None:
     assert h["losses_identical"]
 
 
+def test_fit_runs_data_parallel_and_resumes(report: dict) -> None:
+    """nngraph_py.train.fit with a DistributedOptimizer: 2 epochs on uneven shards with clipping
+    and validation equal fit() in one process to 1e-10 (also after a resume at epoch 1); val
+    metrics agree on both ranks; only the root writes logs (root_only) and checkpoints."""
+    f = report["fit"]
+    assert f["max_diff_vs_single"] < 1e-10 and f["resumed_diff_vs_single"] < 1e-10
+    assert f["val_loss_diff"] < 1e-12 and f["train_loss_diff"] < 1e-12
+    assert f["val_losses_identical_across_ranks"]
+    assert f["log_written"] == [True, False] and f["checkpoint_exists"]
+    assert f["epochs"] == [1, 2]
+
+
 def test_sampler_shards_cover_the_global_batches(report: dict) -> None:
     s = report["sampler"]
     assert s["union_is_global"] and s["global_is_permutation"] and s["iter_equals_batches"]
