@@ -138,7 +138,7 @@ def test_reset_and_state_errors(rng: numpy.random.Generator) -> None:
         tbptt.backward(x, numpy.ones_like(first))
     with pytest.raises(ValueError, match="chunk_len must be a positive integer"):
         TruncatedBPTT(model, chunk_len=0)
-    with pytest.raises(InputError, match="runs an lstm.LSTM or lstm.RNN"):
+    with pytest.raises(InputError, match="runs an lstm.LSTM, lstm.GRU or lstm.RNN"):
         TruncatedBPTT(object())
 
 
