@@ -331,9 +331,26 @@ def fail(mode: str) -> None:
           flush=True)
 
 
+def example(out: Path, flags: list[str]) -> None:
+    """examples/mnist_lstm.py --distributed for one epoch, then resumed to a second one."""
+    sys.path.insert(0, str(REPO / "examples"))
+    import mnist_lstm
+
+    first = mnist_lstm.main(flags + ["--distributed", "--out", str(out / "run"), "--epochs", "1"])
+    resumed = mnist_lstm.main(["--resume", str(out / "run" / "checkpoint.npz"), "--epochs", "2",
+                               "--no-progress", "--distributed"])
+    world = distributed.init()
+    if world.is_root:
+        (out / "example.json").write_text(json.dumps({"first": first, "resumed": resumed}))
+    else:
+        assert set(first) == {"rank", "test_loss"}, first  # the root alone writes
+
+
 if __name__ == "__main__":
     scenario, out_dir = sys.argv[1], Path(sys.argv[2])
     if scenario == "suite":
         suite(out_dir)
+    elif scenario == "example":
+        example(out_dir, sys.argv[3:])
     else:
         fail(scenario)

@@ -40,14 +40,15 @@ def _skip_reason() -> str | None:
 pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
 
 
-def launch(scenario: str, out: Path, timeout: float) -> tuple[subprocess.CompletedProcess, float]:
+def launch(scenario: str, out: Path, timeout: float,
+           extra: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, float]:
     """Run the worker's ``scenario`` on 2 processes; returns the result and the seconds taken."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(LAUNCHER_VARIABLES)}
     env["OMP_NUM_THREADS"] = "1"
     start = time.monotonic()
     try:
         done = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(WORKER), scenario,
-                               str(out)], capture_output=True, text=True, timeout=timeout,
+                               str(out), *extra], capture_output=True, text=True, timeout=timeout,
                               env=env)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"mpiexec -n 2 {WORKER.name} {scenario} still ran after {timeout} s (a "
@@ -165,3 +166,44 @@ def test_a_failing_process_stops_the_job(scenario: str, message: str, tmp_path: 
     assert message in output, output
     assert "allreduce returned" not in output
     assert seconds < 60, f"{scenario}: took {seconds:.0f} s"
+
+
+def _tiny_mnist(root: Path) -> Path:
+    """A small MNIST-shaped data set as IDX files: each digit a stripe on the row of its label."""
+    import numpy as np
+
+    from nngraph_py.data import write_idx
+    from nngraph_py.data.mnist import MNIST_FILES
+
+    rng = np.random.default_rng(0)
+    root.mkdir()
+    for split, n in (("train", 120), ("test", 50)):
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+        images[np.arange(n), 2 * labels + 4] = 255
+        write_idx(root / MNIST_FILES[f"{split}_images"], images)
+        write_idx(root / MNIST_FILES[f"{split}_labels"], labels)
+    return root
+
+
+def test_mnist_example_distributed_matches_one_process_and_resumes(tmp_path: Path) -> None:
+    """examples/mnist_lstm.py --distributed on 2 processes (tiny data, 3 steps of 40 images an
+    epoch, test images 25 + 25): the test loss and accuracy of the same run in one process;
+    rank 0 alone prints and writes the outputs; --resume continues to a second epoch."""
+    flags = ["--data-dir", str(_tiny_mnist(tmp_path / "idx")), "--batch-size", "40",
+             "--hidden", "16", "--no-progress"]
+    done, _ = launch("example", tmp_path, timeout=240, extra=tuple(flags))
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    runs = json.loads((tmp_path / "example.json").read_text())
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+    import mnist_lstm
+
+    alone = mnist_lstm.main(flags + ["--out", str(tmp_path / "alone"), "--epochs", "1"])
+    first, resumed = runs["first"], runs["resumed"]
+    assert first["test_images"] == alone["test_images"] == 50
+    assert first["test_accuracy"] == alone["test_accuracy"]
+    assert abs(first["test_loss"] - alone["test_loss"]) < 1e-4  # float32, other summation order
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2] and resumed["epochs"] == 2
+    for name in ("checkpoint.npz", "metrics.json", "log.jsonl", "curves.png", "confusion.png"):
+        assert (tmp_path / "run" / name).stat().st_size > 0
+    assert done.stdout.count("RESULT mnist_lstm") == 2  # one line per run: rank 0's alone
