@@ -6,12 +6,26 @@ call or implicit host conversion: proves the code is device-agnostic without a G
 """
 from __future__ import annotations
 
+import os
+
 import numpy
 import pytest
+from hypothesis import HealthCheck, settings
 
 from nngraph_py import backend
 
 DEVICES = ["cpu", "strict", "cuda"]
+
+# Hypothesis profiles (tests/property): "ci", the default, is bounded and derandomized (the same
+# examples every run); "long" runs thousands of new examples: --hypothesis-profile=long or
+# NNGRAPH_HYPOTHESIS=long, NNGRAPH_HYPOTHESIS_EXAMPLES examples per test (default 2000).
+_PROFILE = {"deadline": None, "database": None, "print_blob": True,
+            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large,
+                                      HealthCheck.filter_too_much]}
+settings.register_profile("ci", max_examples=100, derandomize=True, **_PROFILE)
+settings.register_profile(
+    "long", max_examples=int(os.environ.get("NNGRAPH_HYPOTHESIS_EXAMPLES", "2000")), **_PROFILE)
+settings.load_profile(os.environ.get("NNGRAPH_HYPOTHESIS", "ci"))
 
 
 @pytest.fixture(params=DEVICES)
