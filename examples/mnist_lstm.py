@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> dict:
     world = distributed.init() if args.distributed else distributed.World()
     if not world.is_root:  # rank 0 alone prints; errors still reach stderr
         sys.stdout = open(os.devnull, "w")
+    if args.distributed and args.device == "cuda" and backend.cuda_available():
+        distributed.select_gpu(world)  # one GPU per process on each machine
     device = common.select_device(args.device)
     manual_seed(args.seed)
 
