@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import numpy
 
-from .errors import NNGraphError
+from .errors import ArgumentError, NNGraphError
 
 __all__ = [
     "DeviceError",
@@ -338,7 +338,7 @@ def device_of(x: Any) -> str:
         return "cpu"
     if _cupy is not None and isinstance(x, _cupy.ndarray):
         return "cuda"
-    raise TypeError(f"expected an array, got {type(x).__name__}")
+    raise ArgumentError(f"expected an array, got {type(x).__name__}")
 
 
 def get_array_module(x: Any) -> Any:
@@ -422,7 +422,7 @@ def set_default_dtype(dtype: Any) -> None:
     global _default_dtype
     dt = numpy.dtype(dtype)
     if dt.kind != "f":
-        raise TypeError(f"the default dtype must be floating, got {dt}")
+        raise ArgumentError(f"the default dtype must be floating, got {dt}")
     _default_dtype = dt
 
 

@@ -3,11 +3,20 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["NNGraphError", "InputError", "ShapeError", "GraphError", "GraphBuildError"]
+__all__ = ["NNGraphError", "InputError", "ShapeError", "GraphError", "GraphBuildError",
+           "ArgumentError"]
 
 
 class NNGraphError(Exception):
     """Base class of the library's errors."""
+
+
+class ArgumentError(NNGraphError, ValueError, TypeError):
+    """A bad argument to a constructor or a call (a negative size, a non-floating dtype...).
+
+    It is both a ``ValueError`` and a ``TypeError``, as the built-in errors such checks used to
+    raise, so existing ``except ValueError`` code keeps working.
+    """
 
 
 class InputError(NNGraphError, TypeError):

@@ -17,7 +17,8 @@ import numpy
 
 from . import backend, nest
 from .convertible import Convertible
-from .errors import GraphBuildError, InputError, NNGraphError, ShapeError, shape_str
+from .errors import (ArgumentError, GraphBuildError, InputError, NNGraphError, ShapeError,
+                     shape_str)
 from .graph.node import make_node
 
 Array = Any  # numpy.ndarray, cupy.ndarray or backend.StrictArray
@@ -372,7 +373,7 @@ class Module(Convertible):
         for name, p, g in self._named_parameter_triples():
             first = seen.setdefault(id(p), (name, g))
             if first[1] is not g:
-                raise ValueError(
+                raise ArgumentError(
                     f"{name} shares its array with {first[0]} but not its gradient, so one of the "
                     f"two gradients would be lost in training: share the gradients too, e.g. "
                     f"clone('weight', 'bias', 'grad_weight', 'grad_bias')"
@@ -576,7 +577,7 @@ class Module(Convertible):
 
         new_dtype = numpy.dtype(dtype) if dtype is not None else None
         if new_dtype is not None and new_dtype.kind != "f":
-            raise TypeError(f"a model's dtype must be floating, got {new_dtype}")
+            raise ArgumentError(f"a model's dtype must be floating, got {new_dtype}")
         self._apply(lambda a: backend.to_device(a, device, new_dtype))
         for m in self.modules():
             if device is not None:
@@ -793,7 +794,6 @@ def _convert_keeping_views(value: Array, fn: Callable[[Array], Array], memo: dic
     offset = host.__array_interface__["data"][0] - base.__array_interface__["data"][0]
     if offset % old_size or any(st % old_size for st in host.strides):
         return new
-    view = numpy.lib.stride_tricks.as_strided(
-        nb.reshape(-1)[offset // old_size:], shape=host.shape,
-        strides=tuple(st // old_size * new_size for st in host.strides))
+    view = numpy.ndarray(host.shape, dtype=nb.dtype, buffer=nb, offset=offset // old_size * new_size,
+                         strides=tuple(st // old_size * new_size for st in host.strides))
     return backend.StrictArray(view) if type(new) is backend.StrictArray else view

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from typing import Any, Callable, Iterable
 
-from ..errors import NNGraphError
+from ..errors import ArgumentError, NNGraphError
 
 __all__ = ["to_dot", "render", "save_dot", "graphviz_available", "GraphvizMissing"]
 
@@ -32,8 +32,12 @@ def to_dot(model: Any, which: str = "forward", highlight: Any = None,
            extra_label: Callable[[Any], Iterable[str]] | None = None, title: str | None = None) -> str:
     """DOT text of a gModule's forward (``"forward"``) or backward (``"backward"``) graph.
 
-    Each box shows the node's name and module; inputs are drawn as ovals, outputs with a double
-    border. Node ``graph_attributes`` (from ``annotate``) are applied.
+    Each box shows the node's name, module and ``description`` (Lua puts the description in the
+    label too); inputs are drawn as ovals, outputs with a double border. The tooltip is the
+    description, else the node's debug label (where it was made; ``<label>-i`` for split
+    outputs) as Lua's. Node
+    ``graph_attributes`` (from ``annotate``) are applied beside these, a ``tooltip`` among them
+    replacing the default one.
 
     Args:
         model: a gModule.
@@ -47,7 +51,7 @@ def to_dot(model: Any, which: str = "forward", highlight: Any = None,
         The DOT source.
     """
     if which not in ("forward", "backward"):
-        raise ValueError(f"which must be 'forward' or 'backward', got {which!r}")
+        raise ArgumentError(f"which must be 'forward' or 'backward', got {which!r}")
     inputs = {id(n) for n in model.input_nodes}
     outputs = {id(n) for n in model.output_nodes}
     ids = {id(n): f"n{i}" for i, n in enumerate(model.nodes)}
@@ -59,16 +63,17 @@ def to_dot(model: Any, which: str = "forward", highlight: Any = None,
     for name, node in zip(model._names, model.nodes):
         first = repr(node.module).splitlines()[0]
         label = [name] if name == first.replace("nn.", "") else [name, first]
+        if node.description:
+            label.append(node.description)  # Lua: the description is part of the label
         if extra_label is not None:
             label.extend(extra_label(node))
-        attrs = {"label": "\n".join(label)}
+        attrs = {"label": "\n".join(label), "tooltip": node.description or node.debug_label}
         if id(node) in inputs:
             attrs.update(shape="oval", fillcolor="#dbe9f6")
         if id(node) in outputs:
             attrs.update(peripheries="2", fillcolor="#e3f2d9")
-        if node.description:
-            attrs["tooltip"] = node.description
-        attrs.update(node.graph_attributes)
+        # The user's attributes sit beside the label (a tooltip replaces only the tooltip).
+        attrs.update({k: v for k, v in node.graph_attributes.items() if k != "label"})
         if highlight is not None and node is highlight:
             attrs.update(color="red", fillcolor="#ffd6d6", penwidth="3", fontcolor="red")
         body = ", ".join(f"{k}={_quote(str(v))}" for k, v in attrs.items())
@@ -106,7 +111,7 @@ def render(dot_source: str, path: str, fmt: str | None = None) -> str:
     proc = subprocess.run([exe, f"-T{fmt}", "-o", path], input=dot_source.encode(),
                           capture_output=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"Graphviz failed to write {path}: {proc.stderr.decode().strip()}")
+        raise GraphvizMissing(f"Graphviz failed to write {path}: {proc.stderr.decode().strip()}")
     return path
 
 

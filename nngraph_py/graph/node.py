@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any
 
-from ..errors import GraphBuildError, InputError
+from ..errors import ArgumentError, GraphBuildError, InputError
 
 __all__ = ["Node", "make_node", "next_node_id"]
 
@@ -88,7 +88,7 @@ class Node:
         """
         if name is not None:
             if not isinstance(name, str) or not name or "." in name:
-                raise ValueError(f"a node name must be a non-empty string without '.', got {name!r}")
+                raise ArgumentError(f"a node name must be a non-empty string without '.', got {name!r}")
             self.name = name
         if graph_attributes:
             self.graph_attributes = {**self.graph_attributes, **graph_attributes}
@@ -108,7 +108,7 @@ class Node:
         from ..nn.table import SelectTable
 
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"split expects a positive number of outputs, got {n!r}")
+            raise ArgumentError(f"split expects a positive number of outputs, got {n!r}")
         nodes = []
         for i in range(n):
             node = SelectTable(i, split_count=n)(self)

@@ -98,9 +98,10 @@ class _Member(Module):
         if input.ndim == 1:
             gw = xp.multiply.outer(g, input)
             gb = g
-        else:
-            gw = xp.matmul(g.T, input)
-            gb = g.sum(axis=0)
+        else:  # any leading axes (Linear applies over the last one)
+            g2 = g.reshape(-1, int(g.shape[-1]))
+            gw = xp.matmul(g2.T, input.reshape(-1, int(input.shape[-1])))
+            gb = g2.sum(axis=0)
         if scale != 1.0:
             gw *= scale
             gb = gb * scale

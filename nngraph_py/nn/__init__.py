@@ -4,7 +4,8 @@ from ..graph.node import Node
 from ..module import Module
 from .activation import LogSoftMax, ReLU, Sigmoid, SoftMax, Tanh
 from .constant import AddConstant, MulConstant
-from .container import ConcatTable, Container, ParallelTable, Sequential
+from .cmul import CAdd, CMul
+from .container import Concat, ConcatTable, Container, Parallel, ParallelTable, Sequential
 from .convolution import SpatialConvolution, TemporalConvolution
 from .criteria import (AbsCriterion, BCECriterion, CosineEmbeddingCriterion, DistKLDivCriterion,
                        HingeEmbeddingCriterion, MarginCriterion, MarginRankingCriterion,
@@ -15,6 +16,7 @@ from .criterion import (ClassNLLCriterion, Criterion, CrossEntropyCriterion, Mod
 from .dropout import Dropout
 from .embedding import LookupTable, OneHot
 from .identity import Identity
+from .just import JustElement, JustTable
 from .linear import Linear
 from .normalization import BatchNormalization, LayerNormalization, SpatialBatchNormalization
 from .pooling import (SpatialAveragePooling, SpatialMaxPooling, SpatialUpSamplingNearest,
@@ -42,7 +44,8 @@ __all__ = [
     "NarrowTable",
     "Narrow", "Reshape", "View", "Select",
     "MulConstant", "AddConstant", "Dropout",
-    "Container", "Sequential", "ConcatTable", "ParallelTable",
+    "Container", "Sequential", "ConcatTable", "ParallelTable", "Parallel", "Concat",
+    "CMul", "CAdd", "JustTable", "JustElement",
     "Criterion", "MSECriterion", "ClassNLLCriterion", "CrossEntropyCriterion",
     "ModuleFromCriterion",
     "LookupTable", "OneHot",

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy
 
 from .. import backend, nest
-from ..errors import InputError, ShapeError, shape_str
+from ..errors import ArgumentError, InputError, ShapeError, shape_str
 from ..convertible import Convertible
 from ..module import Array, Module, integer_input_error
 from .activation import log_softmax
@@ -50,39 +50,63 @@ def _as_rows(xp: Any, log_prob: Array, target: Array) -> tuple[Array, Array, Arr
     return x2, t1, xp.arange(t1.shape[0])
 
 
+def _picked_weights(xp: Any, x2: Array, t1: Array, weights: Array | None,
+                    ignore_index: int | None) -> tuple[Array, Array]:
+    """The target rows' class indices (ignored targets pointed at class 0) and their weights
+    (0 for ignored targets)."""
+    if ignore_index is None:
+        keep = None
+        t_safe = t1
+    else:
+        keep = t1 != ignore_index
+        t_safe = xp.where(keep, t1, 0)
+    if weights is None:
+        w = xp.ones(t1.shape, dtype=x2.dtype) if keep is None else keep.astype(x2.dtype)
+    else:
+        w = weights[t_safe] if keep is None else weights[t_safe] * keep.astype(x2.dtype)
+    return t_safe, w
+
+
 def class_nll_loss(xp: Any, log_prob: Array, target: Array, weights: Array | None = None,
-                   size_average: bool = True) -> Array:
+                   size_average: bool = True, ignore_index: int | None = None) -> Array:
     """``-sum_i w[t_i] log_prob[i, t_i]``, divided by ``sum_i w[t_i]`` when ``size_average``.
 
     Args:
         log_prob: ``(batch, classes)`` or ``(classes,)`` log-probabilities.
         target: 0-based integer class indices, ``(batch,)`` (or one index for 1-D input).
         weights: optional ``(classes,)`` class weights (all 1 when None).
+        ignore_index: targets equal to it count for nothing, in the sum and in the average
+            (Lua's ``ignoreIndex``); when every target is ignored the loss is 0, as Lua's.
     Returns:
         A 0-d array on the input's device.
     """
     x2, t1, rows = _as_rows(xp, log_prob, target)
-    picked = x2[rows, t1]
-    if weights is None:
-        total, norm = -picked.sum(), t1.shape[0]
+    if weights is None and ignore_index is None:
+        total, norm = -x2[rows, t1].sum(), t1.shape[0]
     else:
-        w = weights[t1]
-        total, norm = -(picked * w).sum(), w.sum()
-    loss = total / norm if size_average else total
+        t_safe, w = _picked_weights(xp, x2, t1, weights, ignore_index)
+        total, norm = -(x2[rows, t_safe] * w).sum(), w.sum()
+    if size_average:
+        loss = total / norm if float(norm) != 0 else total * 0
+    else:
+        loss = total
     return xp.asarray(loss, dtype=log_prob.dtype)
 
 
 def class_nll_grad(xp: Any, log_prob: Array, target: Array, weights: Array | None = None,
-                   size_average: bool = True) -> Array:
+                   size_average: bool = True, ignore_index: int | None = None) -> Array:
     """The gradient of :func:`class_nll_loss` w.r.t. ``log_prob`` (non-zero at the targets only)."""
     x2, t1, rows = _as_rows(xp, log_prob, target)
     grad = xp.zeros_like(x2)
-    if weights is None:
+    if weights is None and ignore_index is None:
         value = -1.0 / t1.shape[0] if size_average else -1.0
+        grad[rows, t1] = value
     else:
-        w = weights[t1]
-        value = -w / w.sum() if size_average else -w
-    grad[rows, t1] = value
+        t_safe, w = _picked_weights(xp, x2, t1, weights, ignore_index)
+        norm = w.sum()
+        if size_average and float(norm) != 0:
+            w = w / norm
+        grad[rows, t_safe] = -w
     return grad.reshape(log_prob.shape)
 
 
@@ -159,7 +183,7 @@ class Criterion(Convertible):
             backend.array_module(device)  # raises a clear DeviceError when unavailable
         new_dtype = numpy.dtype(dtype) if dtype is not None else None
         if new_dtype is not None and new_dtype.kind != "f":
-            raise TypeError(f"a criterion's dtype must be floating, got {new_dtype}")
+            raise ArgumentError(f"a criterion's dtype must be floating, got {new_dtype}")
         self._convert(lambda a: backend.to_device(a, device, new_dtype))
         if device is not None:
             self._device = device
@@ -265,6 +289,9 @@ class ClassNLLCriterion(Criterion):
     Args:
         weights: optional ``(classes,)`` class weights (moved to the criterion's device and dtype).
         size_average: average over the batch (Lua's ``sizeAverage``, default True).
+        ignore_index: a target value that contributes nothing (Lua's ``ignoreIndex`` and
+            PyTorch's ``ignore_index``, default -100): padding labels, for instance. The average
+            divides by the weight of the other targets; all ignored gives a loss of 0 (Lua).
 
     Shape:
         input ``(batch, classes)`` with target ``(batch,)``, or input ``(classes,)`` with one
@@ -276,9 +303,10 @@ class ClassNLLCriterion(Criterion):
         0.6931471805599453
     """
 
-    def __init__(self, weights: Any = None, size_average: bool = True):
+    def __init__(self, weights: Any = None, size_average: bool = True, ignore_index: int = -100):
         super().__init__()
         self.size_average = bool(size_average)
+        self.ignore_index = int(ignore_index)
         self.weights: Array | None = None
         if weights is not None:
             host = backend.to_numpy(weights).astype(self._dtype)
@@ -305,21 +333,35 @@ class ClassNLLCriterion(Criterion):
         if self.weights is not None and tuple(self.weights.shape) != (n_classes,):
             raise ShapeError(f"{who}: expected input with {int(self.weights.shape[0])} classes "
                              f"(one per class weight), got {shape_str(input)}")
-        if target.size and bool(((target < 0) | (target >= n_classes)).any()):
+        bad = (target < 0) | (target >= n_classes)
+        if target.size:
+            bad = bad & (target != self.ignore_index)
+        if target.size and bool(bad.any()):
             raise ShapeError(f"{who}: expected class indices in [0, {n_classes}) for input "
                              f"{shape_str(input)}, got values from {int(target.min())} to "
                              f"{int(target.max())} (labels are 0-based; Lua's are 1-based)")
 
+    def _ignore(self, target: Array) -> int | None:
+        """``ignore_index`` when some target equals it (None keeps the fast path)."""
+        if target.size and bool((target == self.ignore_index).any()):
+            return self.ignore_index
+        return None
+
+    def extra_repr(self) -> str:
+        return "" if self.ignore_index == -100 else f"ignore_index={self.ignore_index}"
+
     def update_output(self, input: Array, target: Array) -> Array:
         self._check(input, target)
         xp = backend.get_array_module(input)
-        self.output = class_nll_loss(xp, input, target, self.weights, self.size_average)
+        self.output = class_nll_loss(xp, input, target, self.weights, self.size_average,
+                                     self._ignore(target))
         return self.output
 
     def update_grad_input(self, input: Array, target: Array) -> Array:
         self._check(input, target)
         xp = backend.get_array_module(input)
-        self.grad_input = class_nll_grad(xp, input, target, self.weights, self.size_average)
+        self.grad_input = class_nll_grad(xp, input, target, self.weights, self.size_average,
+                                         self._ignore(target))
         return self.grad_input
 
 
@@ -337,15 +379,16 @@ class CrossEntropyCriterion(ClassNLLCriterion):
 
     _state_names = ("log_prob",)
 
-    def __init__(self, weights: Any = None, size_average: bool = True):
-        super().__init__(weights, size_average)
+    def __init__(self, weights: Any = None, size_average: bool = True, ignore_index: int = -100):
+        super().__init__(weights, size_average, ignore_index)
         self.log_prob: Array | None = None
 
     def update_output(self, input: Array, target: Array) -> Array:
         self._check(input, target)
         xp = backend.get_array_module(input)
         self.log_prob = log_softmax(xp, input)
-        self.output = class_nll_loss(xp, self.log_prob, target, self.weights, self.size_average)
+        self.output = class_nll_loss(xp, self.log_prob, target, self.weights, self.size_average,
+                                     self._ignore(target))
         return self.output
 
     def update_grad_input(self, input: Array, target: Array) -> Array:
@@ -353,7 +396,8 @@ class CrossEntropyCriterion(ClassNLLCriterion):
         xp = backend.get_array_module(input)
         if self.log_prob is None or self.log_prob.shape != input.shape:
             self.log_prob = log_softmax(xp, input)
-        g = class_nll_grad(xp, self.log_prob, target, self.weights, self.size_average)
+        g = class_nll_grad(xp, self.log_prob, target, self.weights, self.size_average,
+                           self._ignore(target))
         # LogSoftMax's backward: g - softmax * sum(g).
         self.grad_input = g - xp.exp(self.log_prob) * g.sum(axis=-1, keepdims=True)
         return self.grad_input

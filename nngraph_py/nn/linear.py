@@ -5,14 +5,14 @@ import math
 from typing import Any
 
 from .. import backend
-from ..errors import check
+from ..errors import ArgumentError, check
 from ..module import Array, Module
 
 __all__ = ["Linear", "linear"]
 
 
 def linear(xp: Any, x: Array, weight: Array, bias: Array | None, out: Array | None = None) -> Array:
-    """``x @ weight.T + bias`` for ``x`` of shape ``(batch, in)`` or ``(in,)``."""
+    """``x @ weight.T + bias`` for ``x`` of shape ``(..., in)`` (any leading axes)."""
     y = xp.matmul(x, weight.T, out=out)
     if bias is not None:
         y += bias
@@ -28,8 +28,9 @@ class Linear(Module):
         bias: whether to add a learned bias (Lua's third argument).
 
     Shape:
-        input ``(batch, in_features)`` or ``(in_features,)``; output ``(batch, out_features)`` or
-        ``(out_features,)``.
+        input ``(..., in_features)``: any number of leading axes, applied over the last one as
+        PyTorch's ``nn.Linear`` (``(batch, T, in)`` needs no View; Lua needed ``nn.Bottle``);
+        output ``(..., out_features)``.
 
     Parameters ``weight`` ``(out_features, in_features)`` and ``bias`` ``(out_features,)`` are
     initialised uniformly in ``+-1/sqrt(in_features)`` as Lua's ``reset``.
@@ -45,7 +46,7 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
         if int(in_features) <= 0 or int(out_features) <= 0:
-            raise ValueError(f"Linear sizes must be positive, got {in_features} -> {out_features}")
+            raise ArgumentError(f"Linear sizes must be positive, got {in_features} -> {out_features}")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.has_bias = bool(bias)
@@ -64,9 +65,18 @@ class Linear(Module):
             p[...] = backend.to_device(host, self._device)
         return self
 
+    def no_bias(self) -> "Linear":
+        """Remove the bias (Lua: ``Linear:noBias()``); returns self."""
+        if self.has_bias:
+            self._param_names.remove("bias")
+            del self.bias, self.grad_bias
+            self.has_bias = False
+        return self
+
     def _check(self, x: Array) -> None:
-        check(x.ndim in (1, 2) and x.shape[-1] == self.in_features, self,
-              f"(batch, {self.in_features}) or ({self.in_features},)", x)
+        check(x.ndim >= 1 and x.shape[-1] == self.in_features, self,
+              f"(batch, {self.in_features}) or ({self.in_features},) (any leading axes: "
+              f"{self.in_features} features on the last one)", x)
 
     def update_output(self, input: Array) -> Array:
         self._check(input)
@@ -85,8 +95,9 @@ class Linear(Module):
             gw = xp.multiply.outer(grad_output, input)
             gb = grad_output
         else:
-            gw = xp.matmul(grad_output.T, input)
-            gb = grad_output.sum(axis=0)
+            g2 = grad_output.reshape(-1, self.out_features)
+            gw = xp.matmul(g2.T, input.reshape(-1, self.in_features))
+            gb = g2.sum(axis=0)
         if scale != 1.0:
             gw *= scale
             gb = gb * scale

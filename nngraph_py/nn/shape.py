@@ -11,7 +11,7 @@ import math
 from typing import Any, Sequence
 
 from .. import backend
-from ..errors import ShapeError, check, shape_str
+from ..errors import ArgumentError, ShapeError, check, shape_str
 from ..module import Array, Module
 
 __all__ = ["Narrow", "Reshape", "View", "narrow_index", "example_shape"]
@@ -27,7 +27,7 @@ def _parse_size(size: Sequence[Any], who: str) -> tuple[int, ...]:
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     if not size:
-        raise ValueError(f"{who} needs at least one size, e.g. {who}(2, 3)")
+        raise ArgumentError(f"{who} needs at least one size, e.g. {who}(2, 3)")
     return tuple(int(s) for s in size)
 
 
@@ -88,7 +88,7 @@ class Narrow(Module):
         """The least axis length this narrowing fits in; raises when no length fits."""
         o, n = self.offset, self.length
         if n == 0 or (o < 0 and n > 0 and o + n > 0) or (o < 0 and n < o):
-            raise ValueError(f"Narrow({self.dim}, {o}, {n}) selects nothing on any axis: the "
+            raise ArgumentError(f"Narrow({self.dim}, {o}, {n}) selects nothing on any axis: the "
                              f"length must be positive, or negative to count from the end")
         if o >= 0:
             return o + n if n > 0 else o - n
@@ -145,7 +145,7 @@ class Reshape(Module):
         super().__init__()
         self.size = _parse_size(size, "Reshape")
         if any(s <= 0 for s in self.size):
-            raise ValueError(f"Reshape sizes must be positive, got {self.size} (View accepts -1)")
+            raise ArgumentError(f"Reshape sizes must be positive, got {self.size} (View accepts -1)")
         self.batch_mode = batch_mode
 
     def update_output(self, input: Array) -> Array:
@@ -169,9 +169,11 @@ class View(Module):
         num_input_dims: how many trailing axes of the input form one example (Lua's
             ``setNumInputDims``); the leading axes are flattened into the batch axis.
 
-    Without ``num_input_dims``, a size with ``-1`` views the whole input (as Lua), and a size
-    without follows the batch rule of :class:`Reshape` (Lua's View takes a batch of one for a
-    single example; here ``(1, n)`` stays a batch of one, as Lua's Reshape does).
+    Without ``num_input_dims``, a size with ``-1`` views the whole input (as Lua); a size
+    without is Lua's rule: every example has ``prod(size)`` elements and the rest is the batch,
+    however many leading axes it spans (``View(6)`` on ``(5, 2, 6)`` gives ``(10, 6)``). One
+    difference: Lua's View takes an input of exactly one example as that example; here
+    ``(1, n)`` stays a batch of one, as Lua's Reshape does.
 
     Shape:
         as :class:`Reshape`. The output is a view of the input when its layout allows (NumPy's
@@ -189,7 +191,7 @@ class View(Module):
         super().__init__()
         self.size = _parse_size(size, "View")
         if any(s <= 0 and s != -1 for s in self.size) or self.size.count(-1) > 1:
-            raise ValueError(f"View sizes must be positive, with at most one -1; got {self.size}")
+            raise ArgumentError(f"View sizes must be positive, with at most one -1; got {self.size}")
         self.num_input_dims = None if num_input_dims is None else int(num_input_dims)
 
     def set_num_input_dims(self, n: int) -> "View":
@@ -215,7 +217,16 @@ class View(Module):
             return self._infer(x, int(x.size))
         if -1 in self.size:
             return self._infer(x, int(x.size))
-        return example_shape(self, x, self.size)
+        # Lua's batchsize(): every example has prod(size) elements, the rest is the batch, over
+        # as many leading axes as needed: View(6) on (5, 2, 6) gives (10, 6).
+        n = math.prod(self.size)
+        total = int(x.size)
+        check(n > 0 and total % n == 0, self,
+              f"a multiple of {n} elements (examples of shape {self.size})", x)
+        batch = total // n
+        if batch == 1 and not (x.ndim > 1 and int(x.shape[0]) == 1):
+            return self.size
+        return (batch,) + self.size
 
     def update_output(self, input: Array) -> Array:
         self.output = input.reshape(self._output_shape(input))
