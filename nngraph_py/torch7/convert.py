@@ -342,6 +342,226 @@ except Exception:  # noqa: BLE001 - a catalogue change must not break loading th
     pass
 
 
+def _catalogue() -> None:
+    """Converters for the rest of the library's catalogue (Lua field names from torch/nn)."""
+    def zero_based(value: Any, what: str) -> int:
+        d = _int(value, what)
+        return d - 1 if d > 0 else d
+
+    def opt_int(o: TorchObject, name: str) -> int | None:
+        v = _f(o, name)
+        return None if v is None else _int(v, name)
+
+    def num(o: TorchObject, name: str, default: float) -> float:
+        v = _f(o, name, default)
+        return float(default if v is None else v)
+
+    def weights(o: TorchObject) -> Any:
+        w = _f(o, "weights")
+        return w if isinstance(w, numpy.ndarray) and w.size else None
+
+    def with_params(make: Callable[[TorchObject], Module],
+                    pairs: list[tuple[str, str, str]]) -> Callable[[TorchObject], Module]:
+        def convert(o: TorchObject) -> Module:
+            m = make(o)
+            present = [pr for pr in pairs if isinstance(_f(o, pr[1]), numpy.ndarray)
+                       and getattr(m, pr[0], None) is not None]
+            return _set_params(m, o, present)
+        return convert
+
+    WB = [("weight", "weight", "gradWeight"), ("bias", "bias", "gradBias")]
+    table: dict[str, Callable[[TorchObject], Any]] = {
+        "Abs": lambda o: nn.Abs(), "Square": lambda o: nn.Square(),
+        "Sqrt": lambda o: nn.Sqrt(0.0),  # Lua's THNN ignores nn.Sqrt's eps: sqrt(x)
+        "Power": lambda o: nn.Power(float(_need(o, "pow"))),
+        "Exp": lambda o: nn.Exp(), "Log": lambda o: nn.Log(),
+        "Clamp": lambda o: nn.Clamp(float(_need(o, "min_val")), float(_need(o, "max_val"))),
+        "HardTanh": lambda o: nn.HardTanh(num(o, "min_val", -1.0), num(o, "max_val", 1.0)),
+        "HardShrink": lambda o: nn.HardShrink(num(o, "lambda", 0.5)),
+        "SoftShrink": lambda o: nn.SoftShrink(num(o, "lambda", 0.5)),
+        "SoftPlus": lambda o: nn.SoftPlus(num(o, "beta", 1.0), num(o, "threshold", 20.0)),
+        "SoftSign": lambda o: nn.SoftSign(), "LogSigmoid": lambda o: nn.LogSigmoid(),
+        "SoftMin": lambda o: nn.SoftMin(), "ELU": lambda o: nn.ELU(num(o, "alpha", 1.0)),
+        "LeakyReLU": lambda o: nn.LeakyReLU(num(o, "negval", 0.01)),
+        "PReLU": with_params(lambda o: nn.PReLU(_int(_f(o, "nOutputPlane", 0), "nOutputPlane")),
+                             WB[:1]),
+        "ReLU6": lambda o: nn.ReLU6(),
+        "GatedLinearUnit": lambda o: nn.GatedLinearUnit(
+            -1 if _f(o, "dim") is None else zero_based(_f(o, "dim"), "dim")),
+        "Normalize": lambda o: nn.Normalize(float(_need(o, "p")), num(o, "eps", 1e-10)),
+        "Mul": with_params(lambda o: nn.Mul(), WB[:1]),
+        "Add": with_params(lambda o: nn.Add(int(_tensor(o, "bias").size),
+                                            scalar=bool(_f(o, "scalar", False))), WB[1:]),
+        "Bilinear": with_params(lambda o: nn.Bilinear(
+            *[int(s) for s in (_tensor(o, "weight", 3).shape[1], _tensor(o, "weight", 3).shape[2],
+                               _tensor(o, "weight", 3).shape[0])],
+            bias=isinstance(_f(o, "bias"), numpy.ndarray)), WB),
+        "Sum": lambda o: nn.Sum(zero_based(_f(o, "dimension", 1), "dimension"),
+                                opt_int(o, "nInputDims"), bool(_f(o, "sizeAverage", False)),
+                                _f(o, "squeeze", True) is not False),
+        "Mean": lambda o: nn.Mean(zero_based(_f(o, "dimension", 1), "dimension"),
+                                  opt_int(o, "nInputDims"), _f(o, "squeeze", True) is not False),
+        "Max": lambda o: nn.Max(zero_based(_f(o, "dimension", 1), "dimension"),
+                                opt_int(o, "nInputDims")),
+        "Min": lambda o: nn.Min(zero_based(_f(o, "dimension", 1), "dimension"),
+                                opt_int(o, "nInputDims")),
+        "Replicate": lambda o: nn.Replicate(_int(_need(o, "nfeatures"), "nfeatures"),
+                                            zero_based(_f(o, "dim", 1), "dim"), opt_int(o, "ndim")),
+        "Transpose": lambda o: nn.Transpose(*[(zero_based(a, "dim"), zero_based(b, "dim"))
+                                              for a, b in _f(o, "permutations", [])]),
+        "Squeeze": lambda o: nn.Squeeze(None if _f(o, "dim") is None
+                                        else zero_based(_f(o, "dim"), "dim"),
+                                        opt_int(o, "numInputDims")),
+        "Unsqueeze": lambda o: nn.Unsqueeze(zero_based(_need(o, "pos"), "pos"),
+                                            opt_int(o, "numInputDims")),
+        "Padding": lambda o: nn.Padding(zero_based(_need(o, "dim"), "dim"),
+                                        _int(_need(o, "pad"), "pad"), opt_int(o, "nInputDim"),
+                                        num(o, "value", 0.0),
+                                        _int(_f(o, "index", 1), "index") - 1),
+        "Index": lambda o: nn.Index(zero_based(_need(o, "dimension"), "dimension")),
+        "MaskedSelect": lambda o: nn.MaskedSelect(), "Contiguous": lambda o: nn.Contiguous(),
+        "Copy": lambda o: nn.Copy(),
+        "Bottle": lambda o: nn.Bottle(_members(o)[0], _int(_f(o, "nInputDim", 2), "nInputDim"),
+                                      opt_int(o, "nOutputDim")),
+        "CMaxTable": lambda o: nn.CMaxTable(), "CMinTable": lambda o: nn.CMinTable(),
+        "CAveTable": lambda o: nn.CAveTable(), "DotProduct": lambda o: nn.DotProduct(),
+        "CosineDistance": lambda o: nn.CosineDistance(),
+        "PairwiseDistance": lambda o: nn.PairwiseDistance(num(o, "norm", 2.0)),
+        "MM": lambda o: nn.MM(bool(_f(o, "transA", False)), bool(_f(o, "transB", False))),
+        "MixtureTable": lambda o: nn.MixtureTable(
+            1 if _f(o, "dim") is None else zero_based(_f(o, "dim"), "dim")),
+        "MapTable": lambda o: nn.MapTable(_members(o)[0]),
+        "FlattenTable": lambda o: nn.FlattenTable(),
+        "BCECriterion": lambda o: nn.BCECriterion(weights(o), bool(_f(o, "sizeAverage", True))),
+        "AbsCriterion": lambda o: nn.AbsCriterion(bool(_f(o, "sizeAverage", True))),
+        "SmoothL1Criterion": lambda o: nn.SmoothL1Criterion(bool(_f(o, "sizeAverage", True))),
+        "DistKLDivCriterion": lambda o: nn.DistKLDivCriterion(bool(_f(o, "sizeAverage", True))),
+        "MarginCriterion": lambda o: nn.MarginCriterion(num(o, "margin", 1.0),
+                                                        bool(_f(o, "sizeAverage", True))),
+        "SoftMarginCriterion": lambda o: nn.SoftMarginCriterion(bool(_f(o, "sizeAverage", True))),
+        "MultiMarginCriterion": lambda o: nn.MultiMarginCriterion(
+            _int(_f(o, "p", 1), "p"), weights(o), num(o, "margin", 1.0),
+            bool(_f(o, "sizeAverage", True))),
+        "MultiLabelSoftMarginCriterion": lambda o: nn.MultiLabelSoftMarginCriterion(
+            weights(o), bool(_f(o, "sizeAverage", True))),
+        "HingeEmbeddingCriterion": lambda o: nn.HingeEmbeddingCriterion(
+            num(o, "margin", 1.0), bool(_f(o, "sizeAverage", True))),
+        "CosineEmbeddingCriterion": lambda o: nn.CosineEmbeddingCriterion(
+            num(o, "margin", 0.0), bool(_f(o, "sizeAverage", True))),
+        "MarginRankingCriterion": lambda o: nn.MarginRankingCriterion(
+            num(o, "margin", 0.0), bool(_f(o, "sizeAverage", True))),
+        "SpatialDropout": lambda o: _train(nn.SpatialDropout(num(o, "p", 0.5)), o),
+        "WhiteNoise": lambda o: _train(nn.WhiteNoise(num(o, "mean", 0.0), num(o, "std", 0.1)), o),
+        "L1Penalty": lambda o: nn.L1Penalty(float(_need(o, "l1weight")),
+                                            bool(_f(o, "sizeAverage", False)),
+                                            _f(o, "provideOutput", True) is not False),
+        "GradientReversal": lambda o: nn.GradientReversal(num(o, "lambda", 1.0)),
+        "TemporalConvolution": with_params(lambda o: nn.TemporalConvolution(
+            _int(_need(o, "inputFrameSize"), "inputFrameSize"),
+            _int(_need(o, "outputFrameSize"), "outputFrameSize"), _int(_need(o, "kW"), "kW"),
+            _int(_f(o, "dW", 1), "dW")), WB),
+        "SpatialConvolution": with_params(lambda o: nn.SpatialConvolution(
+            _int(_need(o, "nInputPlane"), "nInputPlane"),
+            _int(_need(o, "nOutputPlane"), "nOutputPlane"), _int(_need(o, "kW"), "kW"),
+            _int(_need(o, "kH"), "kH"), _int(_f(o, "dW", 1), "dW"), _int(_f(o, "dH", 1), "dH"),
+            _int(_f(o, "padW", 0), "padW"), _int(_f(o, "padH", 0), "padH"),
+            bias=isinstance(_f(o, "bias"), numpy.ndarray)), WB),
+        "SpatialMaxPooling": lambda o: _pooling(nn.SpatialMaxPooling, o),
+        "SpatialAveragePooling": lambda o: _pooling(nn.SpatialAveragePooling, o),
+        "SpatialZeroPadding": lambda o: nn.SpatialZeroPadding(
+            _int(_need(o, "pad_l"), "pad_l"), _int(_need(o, "pad_r"), "pad_r"),
+            _int(_need(o, "pad_t"), "pad_t"), _int(_need(o, "pad_b"), "pad_b")),
+        "SpatialUpSamplingNearest": lambda o: nn.SpatialUpSamplingNearest(
+            _int(_need(o, "scale_factor"), "scale_factor")),
+    }
+    for name, fn in table.items():
+        if hasattr(nn, name):
+            CONVERTERS[f"nn.{name}"] = fn
+    if hasattr(nn, "LayerNormalization"):
+        CONVERTERS["nn.LayerNormalization"] = _layer_norm
+    if hasattr(nn, "MultiCriterion"):
+        CONVERTERS["nn.MultiCriterion"] = lambda o: _criteria(nn.MultiCriterion(), o)
+        CONVERTERS["nn.ParallelCriterion"] = lambda o: _criteria(
+            nn.ParallelCriterion(bool(_f(o, "repeatTarget", False))), o)
+        CONVERTERS["nn.CriterionTable"] = lambda o: nn.CriterionTable(_need(o, "criterion"))
+    if hasattr(nn, "BatchNormalization"):
+        CONVERTERS["nn.BatchNormalization"] = lambda o: _batch_norm(nn.BatchNormalization, o)
+        CONVERTERS["nn.SpatialBatchNormalization"] = \
+            lambda o: _batch_norm(nn.SpatialBatchNormalization, o)
+
+
+def _criteria(multi: Any, o: TorchObject) -> Any:
+    crits = _f(o, "criterions", [])
+    weights = _f(o, "weights", [])
+    weights = [float(w) for w in numpy.asarray(weights, dtype=numpy.float64).reshape(-1)]
+    if not isinstance(crits, list) or len(weights) != len(crits):
+        raise ConversionError("criterions and weights do not match")
+    for c, w in zip(crits, weights):
+        if not isinstance(c, nn.Criterion):
+            raise ConversionError(f"{getattr(c, 'torch_typename', type(c).__name__)} is not a "
+                                  f"criterion")
+        multi.add(c, weight=w)
+    return multi
+
+
+def _layer_norm(o: TorchObject) -> Module:
+    """Lua's LayerNormalization is a Sequential (mean, Normalize(2, eps), MulConstant(sqrt n),
+    then CMul and Add when affine), correct for one example; ours normalises each example of a
+    batch, with ``eps`` on the variance: Lua's ``eps`` over ``n``."""
+    members = _members(o)
+    norm = next((m for m in members if isinstance(m, nn.Normalize)), None)
+    scale = next((m for m in members if isinstance(m, nn.MulConstant)), None)
+    if norm is None or scale is None:
+        raise ConversionError("not the Sequential nn.LayerNormalization builds")
+    n = int(round(scale.constant ** 2))
+    gain = next((m for m in members if type(m).__name__ == "CMul"), None)
+    shift = next((m for m in members if type(m).__name__ == "Add"), None)
+    affine = gain is not None and shift is not None
+    m = nn.LayerNormalization(n, eps=float(norm.eps) / n, affine=affine)
+    if affine:
+        def flat(a: Any) -> Any:  # the Lua array itself when it already has the shape
+            return a if tuple(a.shape) == (n,) else a.reshape(n)
+
+        m.register_parameter("weight", flat(gain.weight), flat(gain.grad_weight))
+        m.register_parameter("bias", flat(shift.bias), flat(shift.grad_bias))
+        m.to(dtype=gain.weight.dtype)
+    return m
+
+
+def _pooling(cls: type, o: TorchObject) -> Module:
+    if _f(o, "ceil_mode"):
+        raise ConversionError("ceil_mode pooling is not supported")
+    kw = _int(_need(o, "kW"), "kW")
+    kh = _int(_need(o, "kH"), "kH")
+    args = dict(dw=_int(_f(o, "dW", kw), "dW"), dh=_int(_f(o, "dH", kh), "dH"),
+                pad_w=_int(_f(o, "padW", 0), "padW"), pad_h=_int(_f(o, "padH", 0), "padH"))
+    if cls.__name__ == "SpatialAveragePooling":
+        if _f(o, "divide", True) is False:
+            raise ConversionError("SpatialAveragePooling with divide=false is not supported")
+        args["count_include_pad"] = _f(o, "count_include_pad", True) is not False
+    return cls(kw, kh, **args)
+
+
+def _batch_norm(cls: type, o: TorchObject) -> Module:
+    mean = _need(o, "running_mean")
+    affine = _f(o, "affine", True) is not False and isinstance(_f(o, "weight"), numpy.ndarray)
+    m = cls(int(numpy.asarray(mean).size), eps=float(_f(o, "eps", 1e-5)),
+            momentum=float(_f(o, "momentum", 0.1)), affine=affine)
+    if affine:
+        _set_params(m, o, [("weight", "weight", "gradWeight"), ("bias", "bias", "gradBias")])
+    for ours, lua in (("running_mean", "running_mean"), ("running_var", "running_var")):
+        buf = _need(o, lua)
+        current = getattr(m, ours)
+        if tuple(buf.shape) != tuple(current.shape):
+            raise ConversionError(f"{lua} has shape {buf.shape}, expected {current.shape}")
+        current[...] = buf  # buffers are updated in place (the library's buffer protocol)
+    m.to(dtype=_need(o, "running_mean").dtype)
+    return _train(m, o)
+
+
+_catalogue()
+
+
 def supported_classes() -> list[str]:
     """The Lua class names :func:`nngraph_py.torch7.load` turns into modules."""
     return sorted(set(CONVERTERS) | {"nn.gModule"})
@@ -509,15 +729,26 @@ _TYPE_DTYPES = {"torch.DoubleTensor": numpy.float64, "torch.FloatTensor": numpy.
 def _lua_type(value: Any, obj: TorchObject) -> Any:
     """Give a module without parameters the dtype Lua computed in (its ``_type`` field)."""
     dtype = _TYPE_DTYPES.get(_f(obj, "_type"))
-    for name in ("gradInput", "output", "output_tensor"):
+    for name in ("gradInput", "output", "output_tensor", "weights"):
         if dtype is None:  # objects never converted with :type() say it by their buffers
             buf = _f(obj, name)
             if isinstance(buf, numpy.ndarray) and buf.dtype.kind == "f" and buf.itemsize >= 4:
                 dtype = buf.dtype.type
-    if dtype is not None and hasattr(value, "to") and numpy.dtype(value._dtype) != dtype:
-        if not (isinstance(value, Module) and value.parameters()[0]):
-            value.to(dtype=dtype)
+    if isinstance(value, Module) and value.parameters()[0]:
+        dtype = value.parameters()[0][0].dtype.type  # the weights decide (no copy)
+    if dtype is None:
+        dtype = numpy.float64  # Lua's default tensor type, torch.DoubleTensor
+    if hasattr(value, "to") and any(numpy.dtype(m._dtype) != dtype for m in _all(value)):
+        value.to(dtype=dtype)
+    lua_weights = _f(obj, "weights")
+    if isinstance(lua_weights, numpy.ndarray) and getattr(value, "weights", None) is not None:
+        # criteria cast class weights at construction (to float32 by default): take Lua's again
+        value.weights = lua_weights.astype(dtype)
     return value
+
+
+def _all(value: Any) -> list[Any]:
+    return list(value.modules()) if isinstance(value, Module) else [value]
 
 
 def make_converter(strict: bool) -> Callable[[TorchObject], Any]:
