@@ -186,9 +186,15 @@ def _threshold(obj: TorchObject) -> Module:
 
 
 def _dropout(obj: TorchObject) -> Module:
-    if _f(obj, "v2", True) is False:
-        raise ConversionError("the old (v1) Dropout, scaled at evaluation, is not supported")
-    return _train(nn.Dropout(float(_f(obj, "p", 0.5))), obj)
+    v1 = _f(obj, "v2", True) is False  # Lua's old dropout, scaled at evaluation
+    stochastic = bool(_f(obj, "stochastic_inference", False))
+    try:
+        m = nn.Dropout(float(_f(obj, "p", 0.5)), v1=v1, stochastic_inference=stochastic)
+    except TypeError:  # an older Dropout without Lua's options
+        if v1 or stochastic:
+            raise ConversionError("Dropout v1 / stochastic inference is not supported") from None
+        m = nn.Dropout(float(_f(obj, "p", 0.5)))
+    return _train(m, obj)
 
 
 def _reshape(obj: TorchObject) -> Module:
@@ -243,7 +249,12 @@ def _container(cls: type) -> Callable[[TorchObject], Module]:
 
 def _class_nll(obj: TorchObject) -> Any:
     weights = _f(obj, "weights")
-    c = nn.ClassNLLCriterion(weights=weights, size_average=bool(_f(obj, "sizeAverage", True)))
+    ignore = _f(obj, "ignoreIndex")
+    extra = {}
+    if isinstance(ignore, int) and not isinstance(ignore, bool):
+        extra["ignore_index"] = ignore - 1 if ignore > 0 else ignore  # Lua's targets are 1-based
+    c = nn.ClassNLLCriterion(weights=weights, size_average=bool(_f(obj, "sizeAverage", True)),
+                             **extra)
     if isinstance(weights, numpy.ndarray):
         c.to(dtype=weights.dtype)
     return c
