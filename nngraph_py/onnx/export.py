@@ -118,6 +118,11 @@ class _Exporter:
         if isinstance(m, nn.ConcatTable):
             outs = [self.module(child, sym, val) for child in m.children()]
             return [s for s, _ in outs], [v for _, v in outs]
+        if type(m).__name__ == "Concat" and isinstance(m, nn.Container):
+            outs = [self.module(child, sym, val) for child in m.children()]
+            out_val = m.forward(val)
+            axis = int(m.dim) % _host(out_val).ndim
+            return self.g.op("Concat", [s for s, _ in outs], _label(m), axis=axis), out_val
         if isinstance(m, nn.ParallelTable):
             outs = [self.module(child, s, v) for child, s, v in zip(m.children(), sym, val)]
             return [s for s, _ in outs], [v for _, v in outs]
@@ -413,6 +418,144 @@ def _softmax(log: bool) -> Leaf:
     return emit
 
 
+def _clip(lo_attr: str | float, hi_attr: str | float) -> Leaf:
+    def emit(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+        lo = getattr(m, lo_attr) if isinstance(lo_attr, str) else lo_attr
+        hi = getattr(m, hi_attr) if isinstance(hi_attr, str) else hi_attr
+        return g.op("Clip", [s, g.const(numpy.array(lo, dtype=g.dtype), f"{base}_min"),
+                             g.const(numpy.array(hi, dtype=g.dtype), f"{base}_max")], base)
+    return emit
+
+
+def _broadcast_param(name: str, op_type: str) -> Leaf:
+    """CMul/CAdd/Mul/Add: a learned array combined with the input, in the shape forward used."""
+    def emit(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+        w, x = _host(getattr(m, name)), _host(v)
+        if w.size == 1:
+            w = w.reshape(())
+        elif x.ndim > 1 and w.size == int(numpy.prod(x.shape[1:])):
+            w = w.reshape(x.shape[1:])  # one example's shape, broadcast over the batch
+        elif w.size == x.size:
+            w = w.reshape(x.shape)
+        else:
+            raise _refuse(m, f"its {name} {w.shape} does not fit input {x.shape}")
+        return g.op(op_type, [s, g.const(w, f"{base}_{name}")], base)
+    return emit
+
+
+def _transpose(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    perm = list(range(_host(v).ndim))
+    for a, b in m.pairs:
+        a, b = a % len(perm), b % len(perm)
+        perm[a], perm[b] = perm[b], perm[a]
+    return g.op("Transpose", [s], base, perm=perm)
+
+
+def _conv(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    if _host(v).ndim != 4:
+        raise _refuse(m, "only batched (N, C, H, W) input is exported")
+    inputs = [s, g.const(_host(m.weight), f"{base}_weight")]
+    if getattr(m, "has_bias", True) and getattr(m, "bias", None) is not None:
+        inputs.append(g.const(_host(m.bias), f"{base}_bias"))
+    return g.op("Conv", inputs, base, kernel_shape=[m.kh, m.kw], strides=[m.dh, m.dw],
+                pads=[m.pad_h, m.pad_w, m.pad_h, m.pad_w],
+                dilations=[getattr(m, "dil_h", 1), getattr(m, "dil_w", 1)])
+
+
+def _pool(op_type: str) -> Leaf:
+    def emit(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+        if _host(v).ndim != 4 or getattr(m, "ceil_mode", False):
+            raise _refuse(m, "only batched (N, C, H, W) input without ceil_mode is exported")
+        attrs: dict[str, Any] = {"kernel_shape": [m.kh, m.kw], "strides": [m.dh, m.dw],
+                                 "pads": [m.pad_h, m.pad_w, m.pad_h, m.pad_w]}
+        if op_type == "AveragePool":
+            attrs["count_include_pad"] = int(bool(getattr(m, "count_include_pad", True)))
+        return g.op(op_type, [s], base, **attrs)
+    return emit
+
+
+def _batch_norm(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    n = int(m.running_mean.shape[0])
+    ones, zeros = numpy.ones(n, dtype=g.dtype), numpy.zeros(n, dtype=g.dtype)
+    scale = _host(m.weight) if getattr(m, "affine", False) else ones
+    shift = _host(m.bias) if getattr(m, "affine", False) else zeros
+    return g.op("BatchNormalization",
+                [s, g.const(scale, f"{base}_scale"), g.const(shift, f"{base}_shift"),
+                 g.const(_host(m.running_mean), f"{base}_mean"),
+                 g.const(_host(m.running_var), f"{base}_var")], base, epsilon=float(m.eps))
+
+
+def _zero_pad(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    pads = [m.pad_top, m.pad_left, m.pad_bottom, m.pad_right]
+    if min(pads) < 0 or _host(v).ndim != 4:
+        raise _refuse(m, "only non-negative padding of (N, C, H, W) input is exported")
+    return g.op("Pad", [s, g.ints([0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]],
+                                  f"{base}_pads")], base)
+
+
+def _upsample(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    scales = numpy.array([1, 1, m.scale, m.scale], dtype=numpy.float32)
+    return g.op("Resize", [s, "", g.const(scales, f"{base}_scales")], base, mode="nearest",
+                nearest_mode="floor", coordinate_transformation_mode="asymmetric")
+
+
+def _mm(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    a, b = s
+    nd = _host(v[0]).ndim
+
+    def t(x: str) -> str:
+        perm = list(range(nd))
+        perm[-1], perm[-2] = perm[-2], perm[-1]
+        return g.op("Transpose", [x], base, perm=perm)
+    return g.op("MatMul", [t(a) if m.trans_a else a, t(b) if m.trans_b else b], base)
+
+
+def _elu(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    return g.op("Elu", [s], base, alpha=float(m.alpha))
+
+
+def _leaky(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    return g.op("LeakyRelu", [s], base, alpha=float(m.negval))
+
+
+def _softplus(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    beta = float(m.beta)
+    if beta == 1.0:
+        return g.op("Softplus", [s], base)
+    c = g.const(numpy.array(beta, dtype=g.dtype), f"{base}_beta")
+    return g.op("Div", [g.op("Softplus", [g.op("Mul", [s, c], base)], base), c], base)
+
+
+def _log_sigmoid(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    return g.op("Log", [g.op("Sigmoid", [s], base)], base)
+
+
+def _soft_min(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    return g.op("Softmax", [g.op("Neg", [s], base)], base, axis=-1)
+
+
+def _square(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    return g.op("Mul", [s, s], base)
+
+
+def _power(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    return g.op("Pow", [s, g.const(numpy.array(m.p, dtype=g.dtype), f"{base}_p")], base)
+
+
+def _just_table(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    return [s]
+
+
+def _just_element(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    return s[0]
+
+
+def _variadic(op_type: str) -> Leaf:
+    def emit(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+        return g.op(op_type, list(s), base)
+    return emit
+
+
 def _leaves() -> dict[type, Leaf]:
     from .. import nn
 
@@ -427,7 +570,38 @@ def _leaves() -> dict[type, Leaf]:
         nn.MulConstant: _constant("Mul"), nn.AddConstant: _constant("Add"),
         nn.LookupTable: _lookup, nn.OneHot: _one_hot,
     }
+    optional: dict[str, Leaf] = {
+        "Abs": _unary("Abs"), "Exp": _unary("Exp"), "Log": _unary("Log"), "Sqrt": None,
+        "Square": _square, "Power": _power, "SoftSign": _unary("Softsign"),
+        "SoftPlus": _softplus, "LogSigmoid": _log_sigmoid, "SoftMin": _soft_min, "ELU": _elu,
+        "LeakyReLU": _leaky, "HardTanh": _clip("min_value", "max_value"),
+        "Clamp": _clip("min_value", "max_value"), "ReLU6": _clip(0.0, 6.0),
+        "CMul": _broadcast_param("weight", "Mul"), "CAdd": _broadcast_param("bias", "Add"),
+        "Mul": _broadcast_param("weight", "Mul"), "Add": _broadcast_param("bias", "Add"),
+        "Transpose": _transpose, "SpatialConvolution": _conv,
+        "SpatialMaxPooling": _pool("MaxPool"), "SpatialAveragePooling": _pool("AveragePool"),
+        "BatchNormalization": _batch_norm, "SpatialBatchNormalization": _batch_norm,
+        "SpatialZeroPadding": _zero_pad, "SpatialUpSamplingNearest": _upsample, "MM": _mm,
+        "JustTable": _just_table, "JustElement": _just_element,
+        "CMaxTable": _variadic("Max"), "CMinTable": _variadic("Min"),
+        "Contiguous": _identity, "Copy": _identity, "GradientReversal": _identity,
+        "SpatialDropout": _identity,
+        "Squeeze": _reshape, "Unsqueeze": _reshape,  # only the shape changes
+    }
+    for name, fn in optional.items():
+        cls = getattr(nn, name, None)
+        if cls is not None and fn is not None:
+            table[cls] = fn
+    if getattr(nn, "Sqrt", None) is not None:
+        table[nn.Sqrt] = _sqrt
     return table
+
+
+def _sqrt(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    eps = float(getattr(m, "eps", 0.0))
+    if eps:
+        s = g.op("Add", [s, g.const(numpy.array(eps, dtype=g.dtype), f"{base}_eps")], base)
+    return g.op("Sqrt", [s], base)
 
 
 _LEAVES: dict[type, Leaf] = {}
@@ -457,9 +631,16 @@ def export(model: Module, example_input: Any, path: str | os.PathLike,
            recurrent: str = "auto", input_names: list[str] | None = None) -> Any:
     """Write ``model`` to ``path`` as an ONNX model (opset 17), with every output it returns.
 
-    Supported: gModules (nested ones inlined) and containers of the library's modules (Linear,
-    Identity, the activations, SoftMax/LogSoftMax, the table modules, Narrow, Select, Reshape,
-    View, the constants, Dropout as the identity, LookupTable, OneHot), the recipe recurrent
+    Supported: gModules (nested ones inlined) and containers (Sequential, ConcatTable,
+    ParallelTable, Concat) of the library's modules: Linear, Identity, the activations
+    (Tanh, Sigmoid, ReLU, ReLU6, ELU, LeakyReLU, SoftPlus, SoftSign, LogSigmoid, HardTanh,
+    Clamp, SoftMax, LogSoftMax, SoftMin), Abs/Exp/Log/Sqrt/Square/Power, the table modules
+    (CAdd/CSub/CMul/CDiv/CMax/CMinTable, Join/Split/Select/NarrowTable, JustTable/JustElement),
+    Narrow, Select, Reshape, View, Squeeze, Unsqueeze, Transpose, MM, the constants, CMul, CAdd,
+    Mul, Add, BatchNormalization and SpatialBatchNormalization (their running statistics),
+    SpatialConvolution, max and average pooling, zero padding, nearest upsampling, LookupTable,
+    OneHot, Dropout/SpatialDropout/Copy/Contiguous/GradientReversal as the identity; the recipe
+    recurrent
     models ``lstm.LSTM``/``lstm.GRU``/``lstm.RNN`` (as ONNX's ``LSTM``/``GRU``/``RNN`` operators,
     one per layer, in PyTorch's state layout), other recurrent modules unrolled over the
     example's time steps, and models loaded from Lua ``.t7`` files. A model returning several

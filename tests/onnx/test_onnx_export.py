@@ -157,3 +157,34 @@ def test_unsupported_module_is_refused_by_name(tmp_path):
         export(model, _rand(2, 3), tmp_path / "m.onnx")
     with pytest.raises(OnnxExportError, match="recurrent"):
         export(model, _rand(2, 3), tmp_path / "m.onnx", recurrent="fast")
+
+
+def test_catalogue_modules(tmp_path):
+    x = nn.Identity()()
+    a = nn.Abs()(x)
+    parts = [nn.Exp()(nn.Clamp(-2.0, 1.0)(x)), nn.Log()(nn.AddConstant(3.0)(a)),
+             nn.Sqrt()(a), nn.Square()(x), nn.Power(3)(x), nn.SoftSign()(x), nn.SoftPlus(2)(x),
+             nn.SoftPlus()(x), nn.LogSigmoid()(x), nn.SoftMin()(x), nn.ELU(0.7)(x),
+             nn.LeakyReLU(0.2)(x), nn.HardTanh(-0.3, 0.6)(x), nn.ReLU6()(nn.MulConstant(4.0)(x)),
+             nn.CMul(4)(x), nn.CAdd(4)(x), nn.Mul()(x), nn.Add(4)(x),
+             nn.CMaxTable()([x, a]), nn.CMinTable()([x, a]),
+             nn.Transpose((0, 1))(nn.Transpose((0, 1))(x)), nn.Copy()(nn.Contiguous()(x)),
+             nn.Concat(1, nn.Linear(4, 2), nn.Linear(4, 3))(x)]
+    bn = nn.BatchNormalization(4)
+    bn.running_mean[...] = [0.5, -1.0, 0.0, 2.0]
+    bn.running_var[...] = [1.5, 0.5, 2.0, 1.0]
+    parts.append(bn(x))
+    mm = nn.MM(False, True)([nn.Unsqueeze(1)(x), nn.Unsqueeze(1)(a)])
+    model = nn.gModule([x], [nn.JoinTable(1)(parts), mm])
+    _roundtrip(model, _rand(3, 4), tmp_path)
+
+
+def test_convolution_family(tmp_path):
+    img = nn.Identity()()
+    conv = nn.SpatialConvolution(2, 3, 3, 2, 1, 2, 1, 0)(img)
+    pooled = nn.SpatialMaxPooling(2, 2, 2, 2)(nn.SpatialZeroPadding(1, 1, 0, 1)(conv))
+    avg = nn.SpatialAveragePooling(3, 3, 2, 2, 1, 1)(nn.SpatialUpSamplingNearest(2)(img))
+    sbn = nn.SpatialBatchNormalization(3)
+    sbn.running_var[...] = [0.5, 1.0, 2.0]
+    model = nn.gModule([img], [sbn(pooled), avg, nn.ReLU()(conv)])
+    _roundtrip(model, _rand(2, 2, 6, 6), tmp_path)
