@@ -6,7 +6,8 @@ from .activation import LogSoftMax, ReLU, Sigmoid, SoftMax, Tanh
 from .constant import AddConstant, MulConstant
 from .cmul import CAdd, CMul
 from .container import Concat, ConcatTable, Container, Parallel, ParallelTable, Sequential
-from .convolution import SpatialConvolution, TemporalConvolution
+from .convolution import (SpatialConvolution, SpatialDilatedConvolution, SpatialFullConvolution,
+                          TemporalConvolution)
 from .criteria import (AbsCriterion, BCECriterion, CosineEmbeddingCriterion, DistKLDivCriterion,
                        HingeEmbeddingCriterion, MarginCriterion, MarginRankingCriterion,
                        MultiCriterion, MultiLabelSoftMarginCriterion, MultiMarginCriterion,
@@ -19,8 +20,9 @@ from .identity import Identity
 from .just import JustElement, JustTable
 from .linear import Linear
 from .normalization import BatchNormalization, LayerNormalization, SpatialBatchNormalization
-from .pooling import (SpatialAveragePooling, SpatialMaxPooling, SpatialUpSamplingNearest,
-                      SpatialZeroPadding)
+from .pooling import (PixelShuffle, SpatialAveragePooling, SpatialMaxPooling,
+                      SpatialReflectionPadding, SpatialReplicationPadding,
+                      SpatialUpSamplingNearest, SpatialZeroPadding, TemporalMaxPooling)
 from .reduction import Max, Mean, Min, Sum
 from .regularization import GradientReversal, L1Penalty, SpatialDropout, WhiteNoise
 from .select import Select
@@ -31,7 +33,8 @@ from .table_math import (MM, CAveTable, CMaxTable, CMinTable, CosineDistance, Do
 from .table_structure import CriterionTable, FlattenTable, MapTable
 from .transfer import (ELU, PReLU, ReLU6, Abs, Add, Bilinear, Clamp, Exp, GatedLinearUnit,
                        HardShrink, HardTanh, LeakyReLU, Log, LogSigmoid, Mul, Normalize, Power,
-                       SoftMin, SoftPlus, SoftShrink, SoftSign, Sqrt, Square, Threshold)
+                       SoftMin, SoftPlus, SoftShrink, SoftSign, Sqrt, Square, Threshold, CReLU,
+                       Euclidean, SpatialLogSoftMax, SpatialSoftMax)
 from .shape import Narrow, Reshape, View
 from .table import (CAddTable, CDivTable, CMulTable, CSubTable, JoinTable, NarrowTable,
                     SelectTable, SplitTable)
@@ -65,4 +68,7 @@ __all__ = [
     "SpatialDropout", "WhiteNoise", "L1Penalty", "GradientReversal",
     "TemporalConvolution", "SpatialConvolution", "SpatialMaxPooling", "SpatialAveragePooling",
     "SpatialZeroPadding", "SpatialUpSamplingNearest",
+    "SpatialDilatedConvolution", "SpatialFullConvolution", "TemporalMaxPooling",
+    "SpatialReflectionPadding", "SpatialReplicationPadding", "PixelShuffle", "SpatialSoftMax",
+    "SpatialLogSoftMax", "CReLU", "Euclidean",
 ]

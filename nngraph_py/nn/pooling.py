@@ -14,7 +14,8 @@ from ..module import Array, Module
 from .convolution import conv_output_size
 
 __all__ = ["SpatialMaxPooling", "SpatialAveragePooling", "SpatialZeroPadding",
-           "SpatialUpSamplingNearest"]
+           "SpatialUpSamplingNearest", "TemporalMaxPooling", "SpatialReflectionPadding",
+           "SpatialReplicationPadding", "PixelShuffle"]
 
 
 def _window(i: int, j: int, dh: int, dw: int, oh: int, ow: int) -> tuple:
@@ -259,3 +260,159 @@ class SpatialUpSamplingNearest(Module):
 
     def extra_repr(self) -> str:
         return str(self.scale)
+
+
+class TemporalMaxPooling(Module):
+    """Maximum over windows of ``kw`` time steps, ``dw`` apart (Lua: ``nn.TemporalMaxPooling(kW,
+    dW)``; ``dw`` defaults to ``kw``): ``(batch, T, F)`` or ``(T, F)`` -> ``T' = (T - kw) // dw
+    + 1`` steps. The gradient goes to the first maximum of each window."""
+
+    input_kind = "array"
+    _state_names = ("winner",)
+
+    def __init__(self, kw: int, dw: int | None = None):
+        super().__init__()
+        self.kw = int(kw)
+        self.dw = self.kw if dw is None else int(dw)
+        if min(self.kw, self.dw) <= 0:
+            raise ValueError(f"TemporalMaxPooling: kernel and stride must be positive, got "
+                             f"{kw}, {dw}")
+        self.winner: Array | None = None
+
+    def _steps(self, x: Array) -> int:
+        check(x.ndim in (2, 3) and int(x.shape[-2]) >= self.kw, self,
+              f"(batch, time, features) or (time, features) with at least {self.kw} steps", x)
+        return (int(x.shape[-2]) - self.kw) // self.dw + 1
+
+    def _slice(self, k: int, t: int) -> tuple:
+        return (Ellipsis, slice(k, k + self.dw * (t - 1) + 1, self.dw), slice(None))
+
+    def update_output(self, input: Array) -> Array:
+        xp = backend.get_array_module(input)
+        t = self._steps(input)
+        best = input[self._slice(0, t)].copy()
+        winner = xp.zeros(best.shape, dtype="int32")
+        for k in range(1, self.kw):
+            v = input[self._slice(k, t)]
+            better = v > best
+            best = xp.where(better, v, best)
+            winner = xp.where(better, k, winner)
+        self.output, self.winner = best, winner
+        return best
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        xp = backend.get_array_module(input)
+        t = self._steps(input)
+        g = xp.zeros_like(input)
+        for k in range(self.kw):
+            g[self._slice(k, t)] += grad_output * (self.winner == k)
+        self.grad_input = g
+        return g
+
+    def extra_repr(self) -> str:
+        return f"{self.kw}, {self.dw}"
+
+
+def _pad_index(xp: Any, n: int, before: int, after: int, mode: str) -> Array:
+    """For each padded position, the source position along an axis of length ``n``."""
+    i = xp.arange(-before, n + after)
+    if mode == "reflect":
+        i = xp.abs(i)
+        i = xp.where(i >= n, 2 * (n - 1) - i, i)
+    else:
+        i = xp.clip(i, 0, n - 1)
+    return i
+
+
+class _IndexPadding(Module):
+    input_kind = "array"
+    _mode = "reflect"
+
+    def __init__(self, pad_left: int, pad_right: int | None = None, pad_top: int | None = None,
+                 pad_bottom: int | None = None):
+        super().__init__()
+        self.pad_left = int(pad_left)
+        self.pad_right = self.pad_left if pad_right is None else int(pad_right)
+        self.pad_top = self.pad_left if pad_top is None else int(pad_top)
+        self.pad_bottom = self.pad_left if pad_bottom is None else int(pad_bottom)
+        if min(self.pad_left, self.pad_right, self.pad_top, self.pad_bottom) < 0:
+            raise ValueError(f"{type(self).__name__}: pads must be non-negative, got "
+                             f"{self.extra_repr()}")
+
+    def _maps(self, xp: Any, x: Array) -> tuple[Array, Array]:
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        limit = 1 if self._mode == "reflect" else 0
+        ok = x.ndim in (3, 4) and max(self.pad_top, self.pad_bottom) <= h - limit \
+            and max(self.pad_left, self.pad_right) <= w - limit
+        check(ok, self, "(batch, C, height, width) or (C, height, width)"
+              + (" larger than the pads" if limit else ""), x)
+        return (_pad_index(xp, h, self.pad_top, self.pad_bottom, self._mode),
+                _pad_index(xp, w, self.pad_left, self.pad_right, self._mode))
+
+    def update_output(self, input: Array) -> Array:
+        xp = backend.get_array_module(input)
+        rows, cols = self._maps(xp, input)
+        self.output = xp.take(xp.take(input, rows, axis=-2), cols, axis=-1)
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        # Each padded position adds its gradient to its source: two small selection matrices.
+        xp = backend.get_array_module(input)
+        rows, cols = self._maps(xp, input)
+        dtype = grad_output.dtype
+        a_h = (rows[:, None] == xp.arange(int(input.shape[-2]))).astype(dtype)
+        a_w = (cols[:, None] == xp.arange(int(input.shape[-1]))).astype(dtype)
+        self.grad_input = xp.matmul(xp.matmul(a_h.T, grad_output), a_w)
+        return self.grad_input
+
+    def extra_repr(self) -> str:
+        return f"l={self.pad_left}, r={self.pad_right}, t={self.pad_top}, b={self.pad_bottom}"
+
+
+class SpatialReflectionPadding(_IndexPadding):
+    """Pad the last two axes with their mirror image, the edge not repeated (Lua:
+    ``nn.SpatialReflectionPadding(padL, padR, padT, padB)``); pads smaller than the size."""
+
+    _mode = "reflect"
+
+
+class SpatialReplicationPadding(_IndexPadding):
+    """Pad the last two axes by repeating the edge (Lua:
+    ``nn.SpatialReplicationPadding(padL, padR, padT, padB)``)."""
+
+    _mode = "edge"
+
+
+class PixelShuffle(Module):
+    """``(batch, C r^2, H, W) -> (batch, C, H r, W r)``, channel blocks moved into space (Lua:
+    ``nn.PixelShuffle(upscaleFactor)``; also one image ``(C r^2, H, W)``)."""
+
+    input_kind = "array"
+
+    def __init__(self, upscale_factor: int):
+        super().__init__()
+        if int(upscale_factor) < 1:
+            raise ValueError(f"PixelShuffle needs a positive factor, got {upscale_factor}")
+        self.r = int(upscale_factor)
+
+    def update_output(self, input: Array) -> Array:
+        r = self.r
+        check(input.ndim in (3, 4) and int(input.shape[-3]) % (r * r) == 0, self,
+              f"(batch, C*{r * r}, height, width) or (C*{r * r}, height, width)", input)
+        x = input if input.ndim == 4 else input[None]
+        b, c, h, w = (int(s) for s in x.shape)
+        y = x.reshape(b, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3)
+        y = y.reshape(b, c // (r * r), h * r, w * r)
+        self.output = y if input.ndim == 4 else y[0]
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        r = self.r
+        x = input if input.ndim == 4 else input[None]
+        b, c, h, w = (int(s) for s in x.shape)
+        g = grad_output.reshape(b, c // (r * r), h, r, w, r).transpose(0, 1, 3, 5, 2, 4)
+        self.grad_input = g.reshape(input.shape)
+        return self.grad_input
+
+    def extra_repr(self) -> str:
+        return str(self.r)

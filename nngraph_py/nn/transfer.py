@@ -15,12 +15,13 @@ from typing import Any
 from .. import backend
 from ..errors import InputError, ShapeError, check, shape_str
 from ..module import Array, Module
-from .activation import sigmoid, softmax
+from .activation import log_softmax, sigmoid, softmax
 
 __all__ = ["Abs", "Square", "Sqrt", "Power", "Exp", "Log", "Clamp", "HardTanh", "HardShrink",
            "SoftShrink", "SoftPlus", "SoftSign", "LogSigmoid", "SoftMin", "ELU", "LeakyReLU",
            "PReLU", "ReLU6", "Threshold", "GatedLinearUnit", "Normalize", "Mul", "Add",
-           "Bilinear", "softplus", "log_sigmoid", "normalize"]
+           "Bilinear", "SpatialSoftMax", "SpatialLogSoftMax", "CReLU", "Euclidean", "softplus",
+           "log_sigmoid", "normalize"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -637,3 +638,121 @@ class Bilinear(Module):
 
     def extra_repr(self) -> str:
         return f"{self.in1}, {self.in2} -> {self.out}" + ("" if self.has_bias else " without bias")
+
+
+class SpatialSoftMax(_Pointwise):
+    """Softmax over the channels at each pixel (Lua: ``nn.SpatialSoftMax``): ``(batch, C, H, W)``
+    or ``(C, H, W)``."""
+
+    def _axis(self, x: Array) -> int:
+        check(x.ndim in (3, 4), self, "(batch, C, height, width) or (C, height, width)", x)
+        return x.ndim - 3
+
+    def update_output(self, input: Array) -> Array:
+        self.output = softmax(backend.get_array_module(input), input, axis=self._axis(input))
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        y, axis = self.output, self._axis(input)
+        self.grad_input = y * (grad_output - (grad_output * y).sum(axis=axis, keepdims=True))
+        return self.grad_input
+
+
+class SpatialLogSoftMax(SpatialSoftMax):
+    """Log-softmax over the channels at each pixel (Lua: ``nn.SpatialLogSoftMax``)."""
+
+    def update_output(self, input: Array) -> Array:
+        self.output = log_softmax(backend.get_array_module(input), input, axis=self._axis(input))
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        xp = backend.get_array_module(input)
+        axis = self._axis(input)
+        self.grad_input = grad_output - xp.exp(self.output) * grad_output.sum(axis=axis,
+                                                                              keepdims=True)
+        return self.grad_input
+
+
+class CReLU(_Pointwise):
+    """``[relu(x), relu(-x)]`` joined along the feature axis (Lua: ``nn.CReLU(nInputDims)``): axis
+    1 for a batch (an input of ``num_input_dims + 1`` axes), else axis 0; that axis doubles."""
+
+    def __init__(self, num_input_dims: int):
+        super().__init__()
+        self.num_input_dims = int(num_input_dims)
+
+    def _axis(self, x: Array) -> int:
+        check(x.ndim in (self.num_input_dims, self.num_input_dims + 1), self,
+              f"with {self.num_input_dims} axes (or one more for a batch)", x)
+        return 1 if x.ndim == self.num_input_dims + 1 else 0
+
+    def update_output(self, input: Array) -> Array:
+        xp = backend.get_array_module(input)
+        self.output = xp.concatenate([xp.maximum(input, 0), xp.maximum(-input, 0)],
+                                     axis=self._axis(input))
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        axis = self._axis(input)
+        n = int(input.shape[axis])
+        first = grad_output[(slice(None),) * axis + (slice(0, n),)]
+        second = grad_output[(slice(None),) * axis + (slice(n, 2 * n),)]
+        self.grad_input = first * (input > 0) - second * (input < 0)
+        return self.grad_input
+
+    def extra_repr(self) -> str:
+        return str(self.num_input_dims)
+
+
+class Euclidean(Module):
+    """``y_j = ||x - w_j||`` for the ``out`` columns ``w_j`` of ``weight`` (Lua:
+    ``nn.Euclidean(inputSize, outputSize)``; ``weight`` ``(in, out)`` as Lua's, uniform in
+    ``+-1/sqrt(in)``).
+
+    Shape: ``(batch, in)`` or ``(in,)`` -> ``(batch, out)`` or ``(out,)``. As Lua's, backward
+    divides by the distance plus ``1e-7`` (0 at a distance of 0).
+    """
+
+    input_kind = "array"
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        if min(self.in_features, self.out_features) <= 0:
+            raise ValueError(f"Euclidean sizes must be positive, got {in_features}, "
+                             f"{out_features}")
+        self.register_parameter("weight", backend.new_parameter((self.in_features,
+                                                                 self.out_features)))
+        stdv = 1.0 / math.sqrt(self.in_features)
+        host = backend.host_rng().uniform(-stdv, stdv, size=self.weight.shape)
+        self.weight[...] = backend.to_device(host.astype(self.weight.dtype), self._device)
+
+    def _diff(self, x: Array) -> Array:
+        check(x.ndim in (1, 2) and int(x.shape[-1]) == self.in_features, self,
+              f"(batch, {self.in_features}) or ({self.in_features},)", x)
+        x2 = x if x.ndim == 2 else x[None]
+        return x2[:, :, None] - self.weight[None]  # (batch, in, out)
+
+    def update_output(self, input: Array) -> Array:
+        d = self._diff(input)
+        y = backend.get_array_module(input).sqrt((d * d).sum(axis=1))
+        self.output = y if input.ndim == 2 else y[0]
+        return self.output
+
+    def _unit(self, input: Array, grad_output: Array) -> Array:
+        xp = backend.get_array_module(input)
+        d = self._diff(input)
+        y = self.output if input.ndim == 2 else self.output[None]
+        g = grad_output if input.ndim == 2 else grad_output[None]
+        return d * (g / (y + 1e-7))[:, None, :]  # Lua's 1e-7: no division by zero
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        gx = self._unit(input, grad_output).sum(axis=2)
+        self.grad_input = gx if input.ndim == 2 else gx[0]
+        return self.grad_input
+
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
+        self.grad_weight -= scale * self._unit(input, grad_output).sum(axis=0)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features} -> {self.out_features}"

@@ -101,6 +101,16 @@ MODULES: dict[str, tuple[Callable[[], Module], Callable[[Any], Any]]] = {
     "SpatialAveragePooling-stride1": (lambda: nn.SpatialAveragePooling(3, 2), SAME),
     "SpatialZeroPadding": (lambda: nn.SpatialZeroPadding(1, 2, -1, 1), SAME),
     "SpatialUpSamplingNearest": (lambda: nn.SpatialUpSamplingNearest(2), SAME),
+    "SpatialDilatedConvolution": (lambda: nn.SpatialDilatedConvolution(2, 3, 3, 2, 1, 2, 1, 1,
+                                                                       2, 1), SAME),
+    "SpatialFullConvolution": (lambda: nn.SpatialFullConvolution(2, 3, 3, 3, 2, 2, 1, 1, 1, 1),
+                               SAME),
+    "TemporalMaxPooling": (lambda: nn.TemporalMaxPooling(3, 2), SAME),
+    "SpatialReflectionPadding": (lambda: nn.SpatialReflectionPadding(1, 2, 2, 0), SAME),
+    "SpatialReplicationPadding": (lambda: nn.SpatialReplicationPadding(2, 0, 1, 3), SAME),
+    "PixelShuffle": (lambda: nn.PixelShuffle(2), SAME),
+    "SpatialSoftMax": (nn.SpatialSoftMax, SAME), "SpatialLogSoftMax": (nn.SpatialLogSoftMax, SAME),
+    "CReLU": (lambda: nn.CReLU(3), SAME), "Euclidean": (lambda: nn.Euclidean(3, 4), SAME),
 }
 
 W4 = [0.5, 1, 2, 0.25]
@@ -384,6 +394,25 @@ PORTS: dict[str, Callable[[], list]] = {
     "WhiteNoise": lambda: [(lambda: nn.WhiteNoise(0, 0.1).evaluate(), randn(3, 4))],
     "SpatialDropout": lambda: [(lambda: nn.SpatialDropout(0.3).evaluate(), randn(2, 3, 2, 2))],
     "Add": lambda: [(lambda: nn.Add(4), randn(3, 4)), (lambda: nn.Add(1, True), randn(3, 4))],
+    "SpatialDilatedConvolution": lambda: [(lambda: nn.SpatialDilatedConvolution(
+        2, 2, 3, 3, 1, 1, 1, 1, 2, 2), randn(2, 2, 6, 6))],
+    "SpatialFullConvolution": lambda: [(lambda: nn.SpatialFullConvolution(2, 3, 3, 2, 2, 1, 1,
+                                                                          0, 1, 0),
+                                        randn(2, 2, 3, 3)),
+                                       (lambda: nn.SpatialFullConvolution(2, 1, 2, 2),
+                                        randn(2, 3, 3))],
+    "TemporalMaxPooling": lambda: [(lambda: nn.TemporalMaxPooling(ri(1, 3), ri(1, 2)),
+                                    R.permutation(24).reshape(2, 4, 3) / 24.0)],
+    "SpatialReflectionPadding": lambda: [(lambda: nn.SpatialReflectionPadding(1, 2, 0, 1),
+                                          randn(2, 2, 4, 4))],
+    "SpatialReplicationPadding": lambda: [(lambda: nn.SpatialReplicationPadding(2, 1, 3, 0),
+                                           randn(2, 2, 3, 3))],
+    "PixelShuffle": lambda: [(lambda: nn.PixelShuffle(3), randn(2, 9, 2, 2))],
+    "SpatialSoftMax": lambda: [(nn.SpatialSoftMax, randn(2, 4, 3, 2))],
+    "SpatialLogSoftMax": lambda: [(nn.SpatialLogSoftMax, randn(4, 3, 2))],
+    "CReLU": lambda: [(lambda: nn.CReLU(3), away(2, 3, 2, 2)), (lambda: nn.CReLU(3), away(3, 2, 2))],
+    "Euclidean": lambda: [(lambda: nn.Euclidean(5, 7), randn(3, 5)),
+                          (lambda: nn.Euclidean(5, 7), randn(5))],
 }
 
 PORT_CASES = [(name, i, make, x) for name, gen in PORTS.items()
@@ -417,5 +446,8 @@ def test_ported_lua_tests_are_lua_tests():
         "BatchMMTransposeB", "BatchMMTransposeBoth", "DotProduct", "CosineDistance",
         "CosineEmbeddingCriterion", "HingeEmbeddingCriterion", "Replicate", "BatchNormalization",
         "SpatialBatchNormalization", "GradientReversal", "Padding", "Bottle", "Contiguous",
-        "OneHot", "WhiteNoise", "SpatialDropout", "Add"}
+        "OneHot", "WhiteNoise", "SpatialDropout", "Add", "SpatialDilatedConvolution",
+        "SpatialFullConvolution", "TemporalMaxPooling", "SpatialReflectionPadding",
+        "SpatialReplicationPadding", "PixelShuffle", "SpatialSoftMax", "SpatialLogSoftMax",
+        "CReLU", "Euclidean"}
     assert set(PORTS) == lua_names
