@@ -723,3 +723,12 @@ def test_check_options_names_the_option_that_differs(tmp_path):
     assert isinstance(info.value, CheckpointError)
     with pytest.raises(OptionMismatchError, match="--data-dir"):
         check_options(load_checkpoint(path), {"data_dir": "/e"}, ["data_dir"])
+
+
+def test_find_nonfinite_on_every_backend(device):
+    optim = pytest.importorskip("nngraph_py.optim")
+    model = seed_mlp().to(device)
+    opt = optim.Adam(model)
+    assert find_nonfinite(model, opt) == []
+    model.parameters()[0][1][2] = numpy.inf
+    assert find_nonfinite(model, opt) == ["param/Linear1.bias"]
