@@ -218,6 +218,11 @@ class StrictArray:
     def __repr__(self) -> str:
         return "strict" + repr(self._a)
 
+    def __round__(self, ndigits: int | None = None) -> Any:
+        if self._a.ndim == 0:
+            return round(self._a.item(), ndigits)
+        return _wrap(self._a.round(ndigits or 0))
+
     def __format__(self, spec: str) -> str:  # f"{loss:.3f}" on a 0-d result, as CuPy allows
         return format(self._a.item() if self._a.ndim == 0 else self._a, spec)
 

@@ -517,7 +517,10 @@ class Module(Convertible):
         """Re-initialise the parameters (Lua: ``reset``); containers and gModules reset every
         member. Modules without parameters do nothing. Returns self."""
         for child in self.children():
-            child.reset(stdv)
+            if stdv is None:
+                child.reset()  # each module's own default (some take no stdv at all)
+            else:
+                child.reset(stdv)
         return self
 
     def summary_steps(self) -> list[tuple["Module", Any]]:

@@ -496,8 +496,8 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
                 # The kind check Module.forward does, at the cost of a type test per node.
                 if want_list is not None and isinstance(x, (list, tuple)) is not want_list:
                     raise self._node_error(i, "forward", self.nodes[i].module._kind_error(x), x)
-            if not module.integer_inputs:
-                refuse_integers(self.nodes[i].module, x)
+            if not module.integer_inputs and (type(x) is not _NDARRAY or x.dtype.kind != "f"):
+                refuse_integers(self.nodes[i].module, x)  # the dtype policy (Module docstring)
             try:
                 y = module.update_output(x)
             except Exception as exc:  # noqa: BLE001 - re-raised with the node named

@@ -550,3 +550,10 @@ def test_clone_with_shared_names_follows_get_parameters():
     twin = lin.clone("weight", "bias", "grad_weight", "grad_bias")
     flat, _ = lin.get_parameters()
     assert twin.weight is lin.weight and twin.weight.base is flat
+
+
+def test_reset_of_a_container_uses_each_members_own_default():
+    seq = nn.Sequential(nn.Linear(3, 3), nn.BatchNormalization(3), nn.Tanh())
+    before = host(seq[0].weight).copy()
+    assert seq.reset() is seq  # BatchNormalization.reset takes no stdv: called without one
+    assert not numpy.array_equal(before, host(seq[0].weight))
