@@ -9,12 +9,14 @@ last row, padded steps neither change the state nor receive gradient.
     rows (batch, 28, 28) + lengths (batch,) -> GRU(28 -> 64) -> h_n -> Linear(64 -> 10)
 
 ``--no-lengths`` trains the same model on the same padded arrays without lengths (the state runs
-on through the padding), ``--bidirectional`` adds the reverse direction (which then starts at
-each image's last valid row).
+on through the padding), ``--pad noise`` fills the padding with random pixels instead of zeros
+(padding that looks like data), ``--bidirectional`` adds the reverse direction (which then
+starts at each image's last valid row).
 
 Examples:
   python examples/variable_length.py
   python examples/variable_length.py --no-lengths
+  python examples/variable_length.py --pad noise               # and with --no-lengths
   python examples/variable_length.py --bidirectional --cell lstm
 """
 from __future__ import annotations
@@ -30,11 +32,16 @@ from nngraph_py.data import load_mnist
 from nngraph_py.data.mnist import DatasetUnavailableError
 
 
-def truncate(images: np.ndarray, min_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keep each image's top ``L`` rows (``L`` uniform in [min_rows, 28]), zeros below."""
-    lengths = np.random.default_rng(seed).integers(min_rows, 29, size=len(images))
-    keep = np.arange(28)[None, :] < lengths[:, None]
-    return images * keep[:, :, None].astype(images.dtype), lengths
+def truncate(images: np.ndarray, min_rows: int, seed: int,
+             pad: str = "zeros") -> tuple[np.ndarray, np.ndarray]:
+    """Keep each image's top ``L`` rows (``L`` uniform in [min_rows, 28]); below them zeros, or
+    with ``pad="noise"`` uniform random pixels (padding that looks like data)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(min_rows, 29, size=len(images))
+    keep = (np.arange(28)[None, :] < lengths[:, None])[:, :, None]
+    filler = (rng.random(images.shape, dtype=np.float32) if pad == "noise"
+              else np.zeros_like(images))
+    return np.where(keep, images, filler).astype(images.dtype), lengths
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -47,6 +54,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-lengths", action="store_true",
                         help="run over the padding as if it were data (the baseline)")
     parser.add_argument("--min-rows", type=int, default=8)
+    parser.add_argument("--pad", choices=("zeros", "noise"), default="zeros",
+                        help="what fills the rows past each length (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=0.003)
     parser.add_argument("--epochs", type=int, default=1)
@@ -71,8 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
     train_x, train_y = data.train_images, data.train_labels
     if args.limit_train:
         train_x, train_y = train_x[:args.limit_train], train_y[:args.limit_train]
-    train_x, train_len = truncate(train_x, args.min_rows, args.seed)
-    test_x, test_len = truncate(data.test_images, args.min_rows, args.seed + 1)
+    train_x, train_len = truncate(train_x, args.min_rows, args.seed, args.pad)
+    test_x, test_len = truncate(data.test_images, args.min_rows, args.seed + 1, args.pad)
     test_y = data.test_labels
     if args.limit_test:
         test_x, test_len, test_y = (a[:args.limit_test] for a in (test_x, test_len, test_y))
@@ -81,13 +90,15 @@ def main(argv: list[str] | None = None) -> dict:
     model = model.to(args.device)
     print(model)
     print(f"{model.num_parameters():,} parameters; rows kept per image: {args.min_rows}..28 "
-          f"(mean {train_len.mean():.1f}); lengths {'given' if use else 'NOT given'}")
+          f"(mean {train_len.mean():.1f}), padded with {args.pad}; lengths "
+          f"{'given' if use else 'NOT given'}")
     run = train(model, recurrent, train_x, train_y, train_len if use else None,
                 batch_size=args.batch_size, lr=args.lr, epochs=args.epochs,
                 max_batches=args.max_batches, seed=args.seed, device=args.device)
     acc = accuracy(model, recurrent, test_x, test_y, test_len if use else None, args.device)
     print(f"variable_length: {args.cell}{' bidirectional' if args.bidirectional else ''} hidden "
-          f"{args.hidden}, lengths {'given' if use else 'not given'}, {run['steps']} steps of "
+          f"{args.hidden}, {args.pad} padding, lengths {'given' if use else 'not given'}, "
+          f"{run['steps']} steps of "
           f"{args.batch_size}: test accuracy {acc:.2f} % of {len(test_x)} truncated digits "
           f"(train {run['train_time_s']:.0f} s, last 50 steps' loss "
           f"{np.mean(run['losses'][-50:]):.4f})")

@@ -41,7 +41,8 @@ def test_bidirectional_classifier_runs(idx_dir: Path, extra: list[str], capsys) 
     assert "test accuracy" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("extra", [[], ["--no-lengths"], ["--bidirectional", "--cell", "rnn"]])
+@pytest.mark.parametrize("extra", [[], ["--no-lengths", "--pad", "noise"],
+                                   ["--bidirectional", "--cell", "rnn"]])
 def test_variable_length_runs(idx_dir: Path, extra: list[str]) -> None:
     result = variable_length.main(["--data-dir", str(idx_dir), "--epochs", "2"] + TINY + extra)
     assert result["steps"] == 6 and np.isfinite(result["losses"]).all()
@@ -53,3 +54,7 @@ def test_truncation_keeps_the_top_rows_only() -> None:
     assert lengths.min() >= 8 and lengths.max() <= 28 and len(set(lengths)) > 5
     for image, n in zip(cut, lengths):
         assert image[:n].all() and not image[n:].any()
+    noisy, same = variable_length.truncate(images * 0, 8, seed=0, pad="noise")
+    assert (same == lengths).all()
+    for image, n in zip(noisy, lengths):
+        assert not image[:n].any() and (n == 28 or (image[n:] > 0).mean() > 0.99)
