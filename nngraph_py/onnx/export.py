@@ -412,6 +412,14 @@ def _identity(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
     return g.op("Identity", [s], base)
 
 
+def _dropout(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    if getattr(m, "stochastic_inference", False):
+        raise _refuse(m, "stochastic inference draws at evaluation")
+    if getattr(m, "v1", False) and m.p > 0:  # Lua's old dropout scales at evaluation
+        return g.op("Mul", [s, _scalar(g, 1.0 - float(m.p), f"{base}_keep")], base)
+    return _identity(g, m, s, v, out, base)
+
+
 def _softmax(log: bool) -> Leaf:
     def emit(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
         return g.op("LogSoftmax" if log else "Softmax", [s], base, axis=-1)
@@ -510,20 +518,43 @@ def _mm(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
     return g.op("MatMul", [t(a) if m.trans_a else a, t(b) if m.trans_b else b], base)
 
 
+# Written with primitive operators: onnxruntime has Elu, LeakyRelu, Softplus and Softsign for
+# float32 only, and the Lua models are float64.
+def _scalar(g: _Graph, value: float, base: str) -> str:
+    return g.const(numpy.array(value, dtype=g.dtype), base)
+
+
+def _neg_part(g: _Graph, s: str, base: str) -> str:
+    return g.op("Min", [s, _scalar(g, 0.0, f"{base}_zero")], base)
+
+
 def _elu(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
-    return g.op("Elu", [s], base, alpha=float(m.alpha))
+    # relu(x) + alpha * (exp(min(x, 0)) - 1)
+    expm1 = g.op("Sub", [g.op("Exp", [_neg_part(g, s, base)], base), _scalar(g, 1.0, f"{base}_one")],
+                 base)
+    return g.op("Add", [g.op("Relu", [s], base),
+                        g.op("Mul", [expm1, _scalar(g, float(m.alpha), f"{base}_alpha")], base)],
+                base)
 
 
 def _leaky(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
-    return g.op("LeakyRelu", [s], base, alpha=float(m.negval))
+    neg = g.op("Mul", [_neg_part(g, s, base), _scalar(g, float(m.negval), f"{base}_negval")], base)
+    return g.op("Add", [g.op("Relu", [s], base), neg], base)
 
 
 def _softplus(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    # log(1 + exp(beta x)) / beta, as relu(bx) + log(1 + exp(-|bx|)) (no overflow)
     beta = float(m.beta)
-    if beta == 1.0:
-        return g.op("Softplus", [s], base)
-    c = g.const(numpy.array(beta, dtype=g.dtype), f"{base}_beta")
-    return g.op("Div", [g.op("Softplus", [g.op("Mul", [s, c], base)], base), c], base)
+    bx = s if beta == 1.0 else g.op("Mul", [s, _scalar(g, beta, f"{base}_beta")], base)
+    tail = g.op("Log", [g.op("Add", [_scalar(g, 1.0, f"{base}_one"), g.op(
+        "Exp", [g.op("Neg", [g.op("Abs", [bx], base)], base)], base)], base)], base)
+    y = g.op("Add", [g.op("Relu", [bx], base), tail], base)
+    return y if beta == 1.0 else g.op("Div", [y, _scalar(g, beta, f"{base}_beta")], base)
+
+
+def _softsign(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    return g.op("Div", [s, g.op("Add", [_scalar(g, 1.0, f"{base}_one"),
+                                        g.op("Abs", [s], base)], base)], base)
 
 
 def _log_sigmoid(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
@@ -550,6 +581,18 @@ def _just_element(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym
     return s[0]
 
 
+def _flatten_table(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
+    flat: list[str] = []
+    stack = [s]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        else:
+            flat.append(item)
+    return flat
+
+
 def _variadic(op_type: str) -> Leaf:
     def emit(g: _Graph, m: Any, s: Sym, v: Any, out: Any, base: str) -> Sym:
         return g.op(op_type, list(s), base)
@@ -560,7 +603,7 @@ def _leaves() -> dict[type, Leaf]:
     from .. import nn
 
     table: dict[type, Leaf] = {
-        nn.Linear: _linear, nn.Identity: _identity, nn.Dropout: _identity,
+        nn.Linear: _linear, nn.Identity: _identity, nn.Dropout: _dropout,
         nn.Tanh: _unary("Tanh"), nn.Sigmoid: _unary("Sigmoid"), nn.ReLU: _unary("Relu"),
         nn.SoftMax: _softmax(False), nn.LogSoftMax: _softmax(True),
         nn.CAddTable: _chain("Add"), nn.CSubTable: _chain("Sub"), nn.CMulTable: _chain("Mul"),
@@ -572,7 +615,7 @@ def _leaves() -> dict[type, Leaf]:
     }
     optional: dict[str, Leaf] = {
         "Abs": _unary("Abs"), "Exp": _unary("Exp"), "Log": _unary("Log"), "Sqrt": None,
-        "Square": _square, "Power": _power, "SoftSign": _unary("Softsign"),
+        "Square": _square, "Power": _power, "SoftSign": _softsign,
         "SoftPlus": _softplus, "LogSigmoid": _log_sigmoid, "SoftMin": _soft_min, "ELU": _elu,
         "LeakyReLU": _leaky, "HardTanh": _clip("min_value", "max_value"),
         "Clamp": _clip("min_value", "max_value"), "ReLU6": _clip(0.0, 6.0),
@@ -585,7 +628,7 @@ def _leaves() -> dict[type, Leaf]:
         "JustTable": _just_table, "JustElement": _just_element,
         "CMaxTable": _variadic("Max"), "CMinTable": _variadic("Min"),
         "Contiguous": _identity, "Copy": _identity, "GradientReversal": _identity,
-        "SpatialDropout": _identity,
+        "SpatialDropout": _identity, "L1Penalty": _identity, "FlattenTable": _flatten_table,
         "Squeeze": _reshape, "Unsqueeze": _reshape,  # only the shape changes
     }
     for name, fn in optional.items():
@@ -681,19 +724,30 @@ def export(model: Module, example_input: Any, path: str | os.PathLike,
     modes = [(m, m.train) for m in model.modules()]
     model.evaluate()
     try:
-        many = isinstance(example_input, (list, tuple))
-        vals = [_example(model, v) for v in (example_input if many else [example_input])]
-        names = input_names or [f"input{k}" for k in range(len(vals))]
-        if len(names) != len(vals):
-            raise OnnxExportError(f"{len(names)} input names for {len(vals)} inputs")
+        leaves: list[Any] = []
+
+        def structure(value: Any) -> Any:  # nested lists of arrays -> nested lists of indices
+            if isinstance(value, (list, tuple)):
+                return [structure(v) for v in value]
+            leaves.append(_example(model, value))
+            return len(leaves) - 1
+
+        shape = structure(example_input)
+        names = list(input_names) if input_names else [f"input{k}" for k in range(len(leaves))]
+        if len(names) != len(leaves):
+            raise OnnxExportError(f"{len(names)} input names for {len(leaves)} input arrays")
         graph_inputs = []
-        for name, v in zip(names, vals):
+        for name, v in zip(names, leaves):
             g._used.add(name)
             host = _host(v)
             elem = onnx.helper.np_dtype_to_tensor_dtype(host.dtype)
             graph_inputs.append(onnx.helper.make_tensor_value_info(name, elem, list(host.shape)))
-        sym_in: Sym = list(names) if many else names[0]
-        val_in = vals if many else vals[0]
+
+        def rebuild(node: Any, table: list[Any]) -> Any:
+            return [rebuild(n, table) for n in node] if isinstance(node, list) else table[node]
+
+        sym_in: Sym = rebuild(shape, names)
+        val_in = rebuild(shape, leaves)
         sym_out, val_out = _Exporter(g, recurrent).module(model, sym_in, val_in)
     finally:
         for m, mode in modes:
