@@ -411,3 +411,124 @@ def test_bug6_class_weights_keep_float64_after_double() -> None:
     w = np.array([0.1, 0.7, 0.2]) / 3.0
     cri = nn.ClassNLLCriterion(w).double()
     np.testing.assert_array_equal(backend.to_numpy(cri.weights), w)
+
+
+def _seq(*modules: Any) -> Any:
+    return nn.Sequential(*modules).double()
+
+
+def _lin() -> Any:
+    return nn.Linear(10, 10).double()
+
+
+def test_Module_getParameters_1() -> None:
+    """test.lua: nntest.Module_getParameters_1 (weights then bias in the flat vector)."""
+    n = _seq(_lin())
+    p, _ = n.get_parameters()
+    assert np.linalg.norm(p[0:100] - n[0].weight.ravel()) == 0
+    assert np.linalg.norm(p[100:110] - n[0].bias) == 0
+
+
+def test_Module_getParameters_2() -> None:
+    """test.lua: nntest.Module_getParameters_2 (a module appended after a first call)."""
+    n = _seq(_lin())
+    n.get_parameters()
+    n.add(_lin())
+    p, _ = n.get_parameters()
+    assert np.linalg.norm(p[110:210] - n[1].weight.ravel()) == 0
+    assert np.linalg.norm(p[210:220] - n[1].bias) == 0
+
+
+def test_Module_getParameters_3() -> None:
+    """test.lua: nntest.Module_getParameters_3 (a plain clone has its own parameters; reset
+    redraws them in place)."""
+    n = _seq(_lin())
+    n.add(n[0].clone())
+    p, _ = n.get_parameters()
+    assert np.linalg.norm(p[0:100] - n[0].weight.ravel()) == 0
+    assert np.linalg.norm(p[100:110] - n[0].bias) == 0
+    assert np.linalg.norm(p[110:210] - n[1].weight.ravel()) == 0
+    assert np.linalg.norm(p[210:220] - n[1].bias) == 0
+    assert np.linalg.norm(p[110:210] - n[0].weight.ravel()) == 0
+    n.reset()
+    assert np.linalg.norm(p[110:210] - n[0].weight.ravel()) > 0
+    assert np.linalg.norm(p[210:220] - n[0].bias) > 0
+
+
+def test_Module_getParameters_4() -> None:
+    """test.lua: nntest.Module_getParameters_4 (clone, then a new module, then again)."""
+    n = _seq(_lin())
+    n.add(n[0].clone())
+    n.get_parameters()
+    n.add(_lin())
+    p, _ = n.get_parameters()
+    for k in range(3):
+        assert np.linalg.norm(p[110 * k:110 * k + 100] - n[k].weight.ravel()) == 0
+        assert np.linalg.norm(p[110 * k + 100:110 * (k + 1)] - n[k].bias) == 0
+    assert p.size == 3 * 110
+
+
+def test_Module_getParameters_5() -> None:
+    """test.lua: nntest.Module_getParameters_5 (a sharing clone is stored once; reset keeps
+    the sharing)."""
+    n = _seq(_lin())
+    n.add(n[0].clone("weight", "bias", "grad_weight", "grad_bias"))
+    p, _ = n.get_parameters()
+    for k in range(2):
+        assert np.linalg.norm(p[0:100] - n[k].weight.ravel()) == 0
+        assert np.linalg.norm(p[100:110] - n[k].bias) == 0
+    n.reset()
+    assert np.linalg.norm(p[0:100] - n[1].weight.ravel()) == 0
+    assert np.linalg.norm(p[100:110] - n[1].bias) == 0
+    assert p.size == 110
+
+
+def test_Module_getParameters_6() -> None:
+    """test.lua: nntest.Module_getParameters_6 (sharing clone, then a new module)."""
+    n = _seq(_lin())
+    n.add(n[0].clone("weight", "bias", "grad_weight", "grad_bias"))
+    n.get_parameters()
+    n.add(_lin())
+    p, _ = n.get_parameters()
+    for k in range(2):
+        assert np.linalg.norm(p[0:100] - n[k].weight.ravel()) == 0
+        assert np.linalg.norm(p[100:110] - n[k].bias) == 0
+    assert np.linalg.norm(p[110:210] - n[2].weight.ravel()) == 0
+    assert np.linalg.norm(p[210:220] - n[2].bias) == 0
+    assert p.size == 2 * 110
+
+
+def test_Module_getParameters_7() -> None:
+    """test.lua: nntest.Module_getParameters_7 (Lua puts one Sequential in two containers; the
+    library refuses that with the clone hint, README: reuse is refused; a clone sharing the
+    parameters gives Lua's flat vector)."""
+    n1, n2 = _seq(_lin()), _seq(_lin())
+    _seq(n1, n2).get_parameters()
+    with pytest.raises(Exception, match="clone"):
+        _seq(n1, nn.Linear(10, 1).double())
+    nf = _seq(n1.clone("weight", "bias", "grad_weight", "grad_bias"), nn.Linear(10, 1).double())
+    p, _ = nf.get_parameters()
+    assert np.linalg.norm(p[0:100] - n1[0].weight.ravel()) == 0
+    assert np.linalg.norm(p[100:110] - n1[0].bias) == 0
+    assert np.linalg.norm(p[110:120] - nf[1].weight.ravel()) == 0
+    assert np.linalg.norm(p[120:121] - nf[1].bias) == 0
+    assert p.size == 121
+
+
+def test_Module_getParameters_8() -> None:
+    """test.lua: nntest.Module_getParameters_8 (members taken from two flattened MLPs keep
+    their values; with sharing clones here, as a module is in one container only)."""
+    def make_mlp() -> Any:
+        net = _seq(nn.Linear(10, 10).double(), nn.Linear(10, 10).double())
+        net.get_parameters()
+        return net
+
+    mlp1, mlp2 = make_mlp(), make_mlp()
+    shared = "weight", "bias", "grad_weight", "grad_bias"
+    net = _seq(mlp1[0].clone(*shared), mlp2[0].clone(*shared))
+    mlp2_copy = mlp2.clone()
+    p, _ = net.get_parameters()
+    assert np.linalg.norm(p[0:100] - net[0].weight.ravel()) == 0
+    assert np.linalg.norm(p[110:210] - net[1].weight.ravel()) == 0
+    assert np.linalg.norm(net[0].weight - mlp1[0].weight) == 0
+    assert np.linalg.norm(net[1].weight - mlp2_copy[0].weight) == 0
