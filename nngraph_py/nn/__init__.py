@@ -6,12 +6,13 @@ from .activation import LogSoftMax, ReLU, Sigmoid, SoftMax, Tanh
 from .constant import AddConstant, MulConstant
 from .cmul import CAdd, CMul
 from .container import Concat, ConcatTable, Container, Parallel, ParallelTable, Sequential
-from .convolution import (SpatialConvolution, SpatialDilatedConvolution, SpatialFullConvolution,
-                          TemporalConvolution)
+from .convolution import (SpatialConvolution, SpatialConvolutionMM, SpatialDilatedConvolution,
+                          SpatialFullConvolution, TemporalConvolution)
 from .criteria import (AbsCriterion, BCECriterion, CosineEmbeddingCriterion, DistKLDivCriterion,
                        HingeEmbeddingCriterion, MarginCriterion, MarginRankingCriterion,
                        MultiCriterion, MultiLabelSoftMarginCriterion, MultiMarginCriterion,
-                       ParallelCriterion, SmoothL1Criterion, SoftMarginCriterion)
+                       ParallelCriterion, SmoothL1Criterion, SoftMarginCriterion, L1Cost,
+                       WeightedMSECriterion)
 from .criterion import (ClassNLLCriterion, Criterion, CrossEntropyCriterion, ModuleFromCriterion,
                         MSECriterion)
 from .dropout import Dropout
@@ -20,21 +21,23 @@ from .identity import Identity
 from .just import JustElement, JustTable
 from .linear import Linear
 from .normalization import BatchNormalization, LayerNormalization, SpatialBatchNormalization
-from .pooling import (PixelShuffle, SpatialAveragePooling, SpatialMaxPooling,
+from .pooling import (PixelShuffle, SpatialAveragePooling, SpatialDilatedMaxPooling,
+                      SpatialMaxPooling,
                       SpatialReflectionPadding, SpatialReplicationPadding,
                       SpatialUpSamplingNearest, SpatialZeroPadding, TemporalMaxPooling)
 from .reduction import Max, Mean, Min, Sum
 from .regularization import GradientReversal, L1Penalty, SpatialDropout, WhiteNoise
 from .select import Select
-from .selection import (Bottle, Contiguous, Copy, Index, MaskedSelect, Padding, Replicate,
-                        Squeeze, Transpose, Unsqueeze)
-from .table_math import (MM, CAveTable, CMaxTable, CMinTable, CosineDistance, DotProduct,
+from .selection import (Bottle, Collapse, Constant, Contiguous, Copy, Index, MaskedSelect,
+                        Padding, Replicate, Squeeze, Transpose, Unsqueeze, ZeroGrad)
+from .table_math import (MM, MV, CAveTable, CMaxTable, CMinTable, CosineDistance, DotProduct,
                          MixtureTable, PairwiseDistance)
-from .table_structure import CriterionTable, FlattenTable, MapTable
+from .table_structure import (CriterionTable, FlattenTable, MapTable, ZipTable,
+                              ZipTableOneToMany)
 from .transfer import (ELU, PReLU, ReLU6, Abs, Add, Bilinear, Clamp, Exp, GatedLinearUnit,
                        HardShrink, HardTanh, LeakyReLU, Log, LogSigmoid, Mul, Normalize, Power,
                        SoftMin, SoftPlus, SoftShrink, SoftSign, Sqrt, Square, Threshold, CReLU,
-                       Euclidean, SpatialLogSoftMax, SpatialSoftMax)
+                       Euclidean, SpatialLogSoftMax, SpatialSoftMax, TanhShrink, Cosine)
 from .shape import Narrow, Reshape, View
 from .table import (CAddTable, CDivTable, CMulTable, CSubTable, JoinTable, NarrowTable,
                     SelectTable, SplitTable)
@@ -71,4 +74,6 @@ __all__ = [
     "SpatialDilatedConvolution", "SpatialFullConvolution", "TemporalMaxPooling",
     "SpatialReflectionPadding", "SpatialReplicationPadding", "PixelShuffle", "SpatialSoftMax",
     "SpatialLogSoftMax", "CReLU", "Euclidean",
+    "SpatialConvolutionMM", "SpatialDilatedMaxPooling", "MV", "ZipTable", "ZipTableOneToMany",
+    "ZeroGrad", "Collapse", "Constant", "TanhShrink", "Cosine", "L1Cost", "WeightedMSECriterion",
 ]

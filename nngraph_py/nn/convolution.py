@@ -13,7 +13,7 @@ from .. import backend
 from ..errors import check
 from ..module import Array, Module
 
-__all__ = ["SpatialConvolution", "SpatialDilatedConvolution", "SpatialFullConvolution",
+__all__ = ["SpatialConvolution", "SpatialConvolutionMM", "SpatialDilatedConvolution", "SpatialFullConvolution",
            "TemporalConvolution", "conv_output_size", "im2col", "col2im"]
 
 
@@ -190,6 +190,11 @@ class SpatialConvolution(Module):
     def __repr__(self) -> str:
         text = super().__repr__()
         return text if self.has_bias else text + " without bias"
+
+
+class SpatialConvolutionMM(SpatialConvolution):
+    """Lua's ``nn.SpatialConvolutionMM``, the im2col formulation of ``SpatialConvolution``: the
+    same module here (every convolution is computed so)."""
 
 
 class SpatialDilatedConvolution(SpatialConvolution):

@@ -481,3 +481,35 @@ class ParallelCriterion(MultiCriterion):
         targets = list(targets) if isinstance(targets, (list, tuple)) else [targets]
         return make_node(CriterionTable(self, n_predictions=len(inputs)),
                          (list(inputs) + targets,))
+
+
+
+class L1Cost(Criterion):
+    """``sum |x|``, the target ignored (Lua: ``nn.L1Cost``; ``forward(input, target)`` as every
+    criterion here, any target)."""
+
+    def update_output(self, input: Array, target: Any) -> Array:
+        xp = backend.get_array_module(input)
+        self.output = xp.asarray(xp.abs(input).sum(), dtype=input.dtype)
+        return self.output
+
+    def update_grad_input(self, input: Array, target: Any) -> Array:
+        self.grad_input = backend.get_array_module(input).sign(input)
+        return self.grad_input
+
+
+class WeightedMSECriterion(_ElementwiseCriterion):
+    """``MSE(x, t * w)``, Lua's ``nn.WeightedMSECriterion(w)``: the *target* is multiplied by the
+    weights (one example's shape, repeated over a batch), then the mean squared error."""
+
+    def __init__(self, weight: Any, size_average: bool = True):
+        super().__init__(size_average)
+        self.weight = backend.to_device(backend.to_numpy(weight).astype(self._dtype),
+                                        self._device)
+
+    def _loss(self, xp: Any, x: Array, t: Array) -> Array:
+        d = x - t * self.weight
+        return d * d
+
+    def _grad(self, xp: Any, x: Array, t: Array) -> Array:
+        return 2.0 * (x - t * self.weight)

@@ -15,7 +15,7 @@ from .convolution import conv_output_size
 
 __all__ = ["SpatialMaxPooling", "SpatialAveragePooling", "SpatialZeroPadding",
            "SpatialUpSamplingNearest", "TemporalMaxPooling", "SpatialReflectionPadding",
-           "SpatialReplicationPadding", "PixelShuffle"]
+           "SpatialReplicationPadding", "PixelShuffle", "SpatialDilatedMaxPooling"]
 
 
 def _window(i: int, j: int, dh: int, dw: int, oh: int, ow: int) -> tuple:
@@ -36,6 +36,7 @@ class _Pool(Module):
         self.dh = (self.kh if default_stride_is_kernel else 1) if dh is None else int(dh)
         self.pad_w = int(pad_w)
         self.pad_h = self.pad_w if pad_h is None else int(pad_h)
+        self.dil_w = self.dil_h = 1
         self.ceil_mode = False
         if min(self.kw, self.kh, self.dw, self.dh) <= 0 or min(self.pad_w, self.pad_h) < 0:
             raise ValueError(f"{type(self).__name__}: kernel and strides must be positive, pads "
@@ -57,13 +58,14 @@ class _Pool(Module):
     def _geometry(self, x: Array) -> tuple[int, int, int, int]:
         check(x.ndim in (3, 4), self, "(batch, C, height, width) or (C, height, width)", x)
         h, w = int(x.shape[-2]), int(x.shape[-1])
-        oh = conv_output_size(h, self.kh, self.dh, self.pad_h, self.ceil_mode)
-        ow = conv_output_size(w, self.kw, self.dw, self.pad_w, self.ceil_mode)
-        check(oh > 0 and ow > 0, self, f"images of at least {self.kh}x{self.kw} pixels "
+        span_h, span_w = self.dil_h * (self.kh - 1) + 1, self.dil_w * (self.kw - 1) + 1
+        oh = conv_output_size(h, span_h, self.dh, self.pad_h, self.ceil_mode)
+        ow = conv_output_size(w, span_w, self.dw, self.pad_w, self.ceil_mode)
+        check(oh > 0 and ow > 0, self, f"images of at least {span_h}x{span_w} pixels "
               f"(with padding)", x)
         # The padded extent the windows reach (ceil mode may reach past the padding).
-        ph = max(h + 2 * self.pad_h, (oh - 1) * self.dh + self.kh)
-        pw = max(w + 2 * self.pad_w, (ow - 1) * self.dw + self.kw)
+        ph = max(h + 2 * self.pad_h, (oh - 1) * self.dh + span_h)
+        pw = max(w + 2 * self.pad_w, (ow - 1) * self.dw + span_w)
         return oh, ow, ph, pw
 
     def _pad(self, xp: Any, x: Array, ph: int, pw: int, value: float) -> Array:
@@ -103,7 +105,7 @@ class SpatialMaxPooling(_Pool):
         best = None
         for i in range(self.kh):
             for j in range(self.kw):
-                v = x[_window(i, j, self.dh, self.dw, oh, ow)]
+                v = x[_window(i * self.dil_h, j * self.dil_w, self.dh, self.dw, oh, ow)]
                 best = v.copy() if best is None else xp.maximum(best, v)
         # Backward finds each window's first maximum again from the padded input (cheaper than
         # tracking indices here: one maximum per kernel position).
@@ -117,7 +119,7 @@ class SpatialMaxPooling(_Pool):
         taken = None  # windows whose first maximum has been found
         for i in range(self.kh):
             for j in range(self.kw):
-                where = _window(i, j, self.dh, self.dw, oh, ow)
+                where = _window(i * self.dil_h, j * self.dil_w, self.dh, self.dw, oh, ow)
                 hit = self.padded[where] == self.output
                 if taken is None:
                     taken = hit
@@ -127,6 +129,24 @@ class SpatialMaxPooling(_Pool):
                 g[where] += grad_output * hit
         self.grad_input = self._crop(g, int(input.shape[-2]), int(input.shape[-1]))
         return self.grad_input
+
+
+class SpatialDilatedMaxPooling(SpatialMaxPooling):
+    """Max pooling over windows whose taps are ``dil_w`` / ``dil_h`` pixels apart (Lua:
+    ``nn.SpatialDilatedMaxPooling(kW, kH, dW, dH, padW, padH, dilationW, dilationH)``)."""
+
+    def __init__(self, kw: int, kh: int | None = None, dw: int | None = None,
+                 dh: int | None = None, pad_w: int = 0, pad_h: int | None = None,
+                 dil_w: int = 1, dil_h: int | None = None):
+        super().__init__(kw, kh, dw, dh, pad_w, pad_h)
+        self.dil_w = int(dil_w)
+        self.dil_h = self.dil_w if dil_h is None else int(dil_h)
+        if min(self.dil_w, self.dil_h) <= 0:
+            raise ValueError(f"SpatialDilatedMaxPooling: dilations must be positive, got "
+                             f"{dil_w}, {dil_h}")
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", dilation {self.dil_w},{self.dil_h}"
 
 
 class SpatialAveragePooling(_Pool):

@@ -17,7 +17,7 @@ from ..module import Array, Module
 from .embedding import check_indices
 
 __all__ = ["Replicate", "Transpose", "Squeeze", "Unsqueeze", "Padding", "Index", "MaskedSelect",
-           "Contiguous", "Copy", "Bottle"]
+           "Contiguous", "Copy", "Bottle", "ZeroGrad", "Collapse", "Constant"]
 
 
 def _shifted(dim: int, x: Array, num_input_dims: int | None) -> int:
@@ -364,3 +364,68 @@ class Bottle(Module):
     def __repr__(self) -> str:
         inner = repr(self.module).replace("\n", "\n  ")
         return f"nn.Bottle({inner})"
+
+
+class ZeroGrad(Module):
+    """The identity forward; a zero gradient backward (Lua: ``nn.ZeroGrad``)."""
+
+    input_kind = "array"
+
+    def update_output(self, input: Array) -> Array:
+        self.output = input
+        return input
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        self.grad_input = backend.get_array_module(input).zeros_like(input)
+        return self.grad_input
+
+
+class Collapse(Module):
+    """Flatten every axis but the batch's (Lua: ``nn.Collapse(nInputDim)``): an input of more than
+    ``num_input_dims`` axes becomes ``(batch, -1)``, one example becomes 1-D."""
+
+    input_kind = "array"
+
+    def __init__(self, num_input_dims: int):
+        super().__init__()
+        self.num_input_dims = int(num_input_dims)
+
+    def update_output(self, input: Array) -> Array:
+        batched = input.ndim > self.num_input_dims
+        self.output = input.reshape((int(input.shape[0]), -1) if batched else (-1,))
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        self.grad_input = grad_output.reshape(input.shape)
+        return self.grad_input
+
+    def extra_repr(self) -> str:
+        return str(self.num_input_dims)
+
+
+class Constant(Module):
+    """Output a constant, whatever the input (Lua: ``nn.Constant(value, nInputDim)``): the value
+    (a number or an array), repeated along a batch axis when the input has more than
+    ``num_input_dims`` axes. The gradient w.r.t. the input is zeros."""
+
+    input_kind = "array"
+
+    def __init__(self, value: Any, num_input_dims: int | None = None):
+        super().__init__()
+        host = backend.to_numpy(value) if backend.is_array(value) else value
+        np_ = backend.array_module("cpu")  # the constructor's value lives on the host
+        self.value = np_.atleast_1d(np_.asarray(host, dtype=self._dtype)).copy()
+        self.num_input_dims = None if num_input_dims is None else int(num_input_dims)
+
+    def update_output(self, input: Array) -> Array:
+        xp = backend.get_array_module(input)
+        if self.num_input_dims is not None and input.ndim > self.num_input_dims:
+            shape = (int(input.shape[0]),) + tuple(self.value.shape)
+            self.output = xp.broadcast_to(self.value[None], shape).copy()
+        else:
+            self.output = self.value.copy()
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        self.grad_input = backend.get_array_module(input).zeros_like(input)
+        return self.grad_input

@@ -14,7 +14,7 @@ from ..errors import InputError, ShapeError, shape_str
 from ..module import Array, Module
 
 __all__ = ["CMaxTable", "CMinTable", "CAveTable", "DotProduct", "CosineDistance",
-           "PairwiseDistance", "MM", "MixtureTable", "cosine_similarity"]
+           "PairwiseDistance", "MM", "MV", "MixtureTable", "cosine_similarity"]
 
 
 def _same_shapes(module: Module, input: Any, n: int | None = None) -> None:
@@ -222,6 +222,49 @@ class MM(Module):
 
     def extra_repr(self) -> str:
         return f"trans_a={self.trans_a}, trans_b={self.trans_b}"
+
+
+class MV(Module):
+    """Matrix-vector product of ``[M, v]``, 2-D or batched (Lua: ``nn.MV(trans)``).
+
+    Shape: ``(n, m) x (m,) -> (n,)`` or ``(batch, n, m) x (batch, m) -> (batch, n)``; with
+    ``trans`` the matrix is used transposed.
+    """
+
+    input_kind = "table"
+
+    def __init__(self, trans: bool = False):
+        super().__init__()
+        self.trans = bool(trans)
+
+    def _operands(self, input: Any) -> tuple[Array, Array]:
+        if len(input) != 2:
+            raise InputError(f"{self.describe()}: expected [M, v], got {shape_str(input)}")
+        m, v = input
+        m2 = m.swapaxes(-1, -2) if self.trans and m.ndim >= 2 else m
+        ok = (m.ndim == v.ndim + 1 and m.ndim in (2, 3) and m2.shape[-1] == v.shape[-1]
+              and (m.ndim == 2 or m.shape[0] == v.shape[0]))
+        if not ok:
+            raise ShapeError(f"{self.describe()}: expected [(n, m), (m,)] or batched "
+                             f"[(b, n, m), (b, m)] after the transpose, got {shape_str(input)}")
+        return m2, v
+
+    def update_output(self, input: list[Array]) -> Array:
+        m, v = self._operands(input)
+        xp = backend.get_array_module(m)
+        self.output = xp.matmul(m, v[..., None])[..., 0]
+        return self.output
+
+    def update_grad_input(self, input: list[Array], grad_output: Array) -> list[Array]:
+        m, v = self._operands(input)
+        xp = backend.get_array_module(m)
+        gm = grad_output[..., :, None] * v[..., None, :]
+        gv = xp.matmul(m.swapaxes(-1, -2), grad_output[..., None])[..., 0]
+        self.grad_input = [gm.swapaxes(-1, -2) if self.trans else gm, gv]
+        return self.grad_input
+
+    def extra_repr(self) -> str:
+        return "trans=True" if self.trans else ""
 
 
 class MixtureTable(Module):

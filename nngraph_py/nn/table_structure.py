@@ -9,7 +9,8 @@ from ..errors import InputError, shape_str
 from ..module import Array, Module
 from .criterion import Criterion, ModuleFromCriterion
 
-__all__ = ["MapTable", "FlattenTable", "CriterionTable", "flatten_nested", "unflatten_like"]
+__all__ = ["MapTable", "FlattenTable", "CriterionTable", "ZipTable", "ZipTableOneToMany",
+           "flatten_nested", "unflatten_like"]
 
 
 def flatten_nested(value: Any) -> list[Array]:
@@ -125,6 +126,46 @@ class FlattenTable(Module):
         grads = [g if g is not None else backend.get_array_module(x).zeros_like(x)
                  for g, x in zip(grad_output, flatten_nested(input))]
         self.grad_input = unflatten_like(grads, input)
+        return self.grad_input
+
+
+class ZipTable(Module):
+    """``[[a1, a2], [b1, b2]] -> [[a1, b1], [a2, b2]]`` (Lua: ``nn.ZipTable``); the inner lists
+    have one length."""
+
+    input_kind = "table"
+
+    def update_output(self, input: list[Any]) -> list[list[Any]]:
+        lengths = {len(t) if isinstance(t, (list, tuple)) else -1 for t in input}
+        if not input or len(lengths) != 1 or -1 in lengths:
+            raise InputError(f"{self.describe()}: expected a list of lists of one length, got "
+                             f"{shape_str(input)}")
+        self.output = [list(z) for z in zip(*input)]
+        return self.output
+
+    def update_grad_input(self, input: list[Any], grad_output: list[Any]) -> list[Any]:
+        self.grad_input = [list(z) for z in zip(*grad_output)]
+        return self.grad_input
+
+
+class ZipTableOneToMany(Module):
+    """``[v, [a1, a2]] -> [[v, a1], [v, a2]]`` (Lua: ``nn.ZipTableOneToMany``); ``v``'s gradient
+    is the sum of its copies'."""
+
+    input_kind = "table"
+
+    def update_output(self, input: list[Any]) -> list[list[Any]]:
+        if len(input) != 2 or not isinstance(input[1], (list, tuple)):
+            raise InputError(f"{self.describe()}: expected [element, [a1, a2, ...]], got "
+                             f"{shape_str(input)}")
+        self.output = [[input[0], a] for a in input[1]]
+        return self.output
+
+    def update_grad_input(self, input: list[Any], grad_output: list[Any]) -> list[Any]:
+        gv = grad_output[0][0]
+        for g in grad_output[1:]:
+            gv = gv + g[0]
+        self.grad_input = [gv, [g[1] for g in grad_output]]
         return self.grad_input
 
 

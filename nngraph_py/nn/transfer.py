@@ -20,7 +20,7 @@ from .activation import log_softmax, sigmoid, softmax
 __all__ = ["Abs", "Square", "Sqrt", "Power", "Exp", "Log", "Clamp", "HardTanh", "HardShrink",
            "SoftShrink", "SoftPlus", "SoftSign", "LogSigmoid", "SoftMin", "ELU", "LeakyReLU",
            "PReLU", "ReLU6", "Threshold", "GatedLinearUnit", "Normalize", "Mul", "Add",
-           "Bilinear", "SpatialSoftMax", "SpatialLogSoftMax", "CReLU", "Euclidean", "softplus",
+           "Bilinear", "SpatialSoftMax", "SpatialLogSoftMax", "CReLU", "Euclidean", "TanhShrink", "Cosine", "softplus",
            "log_sigmoid", "normalize"]
 
 
@@ -753,6 +753,80 @@ class Euclidean(Module):
 
     def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
         self.grad_weight -= scale * self._unit(input, grad_output).sum(axis=0)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features} -> {self.out_features}"
+
+
+class TanhShrink(_Pointwise):
+    """``x - tanh(x)`` (Lua: ``nn.TanhShrink``)."""
+
+    def update_output(self, input: Array) -> Array:
+        self.output = input - backend.get_array_module(input).tanh(input)
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        t = backend.get_array_module(input).tanh(input)
+        self.grad_input = grad_output * (t * t)
+        return self.grad_input
+
+
+class Cosine(Module):
+    """``y_j = cos(w_j, x)`` for the ``out`` rows ``w_j`` of ``weight`` (Lua:
+    ``nn.Cosine(inputSize, outputSize)``): ``w_j . x / ((|w_j| + 1e-12)(|x| + 1e-12))``.
+
+    Shape: ``(batch, in)`` or ``(in,)`` -> ``(batch, out)`` or ``(out,)``. ``weight``
+    ``(out, in)`` starts uniform in ``+-1/sqrt(out)`` (Lua's ``reset`` uses ``weight:size(1)``).
+    """
+
+    input_kind = "array"
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        if min(self.in_features, self.out_features) <= 0:
+            raise ValueError(f"Cosine sizes must be positive, got {in_features}, {out_features}")
+        self.register_parameter("weight", backend.new_parameter((self.out_features,
+                                                                 self.in_features)))
+        stdv = 1.0 / math.sqrt(self.out_features)
+        host = backend.host_rng().uniform(-stdv, stdv, size=self.weight.shape)
+        self.weight[...] = backend.to_device(host.astype(self.weight.dtype), self._device)
+
+    def _parts(self, x: Array) -> tuple[Array, Array, Array, Array]:
+        check(x.ndim in (1, 2) and int(x.shape[-1]) == self.in_features, self,
+              f"(batch, {self.in_features}) or ({self.in_features},)", x)
+        xp = backend.get_array_module(x)
+        x2 = x if x.ndim == 2 else x[None]
+        wn = xp.sqrt((self.weight * self.weight).sum(1)) + 1e-12  # (out,)
+        xn = xp.sqrt((x2 * x2).sum(1, keepdims=True)) + 1e-12      # (batch, 1)
+        dot = xp.matmul(x2, self.weight.T)                          # (batch, out)
+        return x2, wn, xn, dot
+
+    def update_output(self, input: Array) -> Array:
+        _, wn, xn, dot = self._parts(input)
+        y = dot / wn / xn
+        self.output = y if input.ndim == 2 else y[0]
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        xp = backend.get_array_module(input)
+        x2, wn, xn, dot = self._parts(input)
+        g = grad_output if input.ndim == 2 else grad_output[None]
+        y = dot / wn / xn
+        # d y_j / d x = w_j / (|w_j| |x|) - y_j x / (|x| (|x| - 1e-12))
+        gx = xp.matmul(g / wn / xn, self.weight)
+        gx -= (g * y).sum(1, keepdims=True) * x2 / (xn * (xn - 1e-12))
+        self.grad_input = gx if input.ndim == 2 else gx[0]
+        return self.grad_input
+
+    def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
+        xp = backend.get_array_module(input)
+        x2, wn, xn, dot = self._parts(input)
+        g = grad_output if input.ndim == 2 else grad_output[None]
+        y = dot / wn / xn
+        gw = xp.matmul((g / xn).T, x2) / wn[:, None]
+        gw -= ((g * y).sum(0) / (wn * (wn - 1e-12)))[:, None] * self.weight
+        self.grad_weight += scale * gw
 
     def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}"

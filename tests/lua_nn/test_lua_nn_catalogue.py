@@ -111,6 +111,11 @@ MODULES: dict[str, tuple[Callable[[], Module], Callable[[Any], Any]]] = {
     "PixelShuffle": (lambda: nn.PixelShuffle(2), SAME),
     "SpatialSoftMax": (nn.SpatialSoftMax, SAME), "SpatialLogSoftMax": (nn.SpatialLogSoftMax, SAME),
     "CReLU": (lambda: nn.CReLU(3), SAME), "Euclidean": (lambda: nn.Euclidean(3, 4), SAME),
+    "SpatialDilatedMaxPooling": (lambda: nn.SpatialDilatedMaxPooling(2, 2, 1, 1, 1, 1, 2, 2),
+                                 SAME),
+    "MV": (lambda: nn.MV(True), SAME), "ZipTable": (nn.ZipTable, SAME),
+    "ZipTableOneToMany": (nn.ZipTableOneToMany, SAME), "Collapse": (lambda: nn.Collapse(2), SAME),
+    "TanhShrink": (nn.TanhShrink, SAME), "Cosine": (lambda: nn.Cosine(3, 4), SAME),
 }
 
 W4 = [0.5, 1, 2, 0.25]
@@ -131,6 +136,8 @@ CRITERIA: dict[str, tuple[Callable[[], Any], Callable[[Any], Any]]] = {
     "MarginRankingCriterion": (lambda: nn.MarginRankingCriterion(0.5), SAME),
     "MultiCriterion": (lambda: nn.MultiCriterion().add(nn.MSECriterion())
                        .add(nn.AbsCriterion(), 0.5), SAME),
+    "L1Cost": (nn.L1Cost, SAME),
+    "WeightedMSECriterion": (lambda: nn.WeightedMSECriterion(np.array([0.5, 2.0, 1.0])), SAME),
     "ParallelCriterion": (lambda: nn.ParallelCriterion().add(nn.MSECriterion(), 2)
                           .add(nn.ClassNLLCriterion()), lambda t: [t[0], t[1] - 1]),
 }
@@ -413,6 +420,26 @@ PORTS: dict[str, Callable[[], list]] = {
     "CReLU": lambda: [(lambda: nn.CReLU(3), away(2, 3, 2, 2)), (lambda: nn.CReLU(3), away(3, 2, 2))],
     "Euclidean": lambda: [(lambda: nn.Euclidean(5, 7), randn(3, 5)),
                           (lambda: nn.Euclidean(5, 7), randn(5))],
+    "SpatialDilatedMaxPooling": lambda: [(lambda: nn.SpatialDilatedMaxPooling(
+        3, 2, 2, 1, 1, 1, 2, 3), R.permutation(2 * 2 * 9 * 8).reshape(2, 2, 9, 8) / 288.0)],
+    "MV": lambda: [(nn.MV, [randn(3, 4), randn(4)]), (lambda: nn.MV(True), [randn(4, 3), randn(4)])],
+    "BatchMVNoTranspose": lambda: [(nn.MV, [randn(2, 3, 4), randn(2, 4)])],
+    "BatchMVTranspose": lambda: [(lambda: nn.MV(True), [randn(2, 4, 3), randn(2, 4)])],
+    "ZipTable": lambda: [(nn.ZipTable, [[randn(2), randn(3)], [randn(1), randn(4)]])],
+    "ZipTableOneToMany": lambda: [(nn.ZipTableOneToMany, [randn(3), [randn(2), randn(1)]])],
+    "Collapse": lambda: [(lambda: nn.Collapse(3), randn(2, 3, 4, 5)),
+                         (lambda: nn.Collapse(3), randn(3, 4, 5))],
+    "Cosine": lambda: [(lambda: nn.Cosine(5, 7), randn(3, 5)), (lambda: nn.Cosine(5, 7), randn(5))],
+    "L1Cost": lambda: [(lambda: nn.ModuleFromCriterion(nn.L1Cost()),
+                        [away(3, 4), np.zeros(1, dtype=np.int64)])],
+    "WeightedMSECriterion": lambda: [(lambda: nn.ModuleFromCriterion(nn.WeightedMSECriterion(
+        np.array([1.0, 0.5, 2.0]))), [randn(4, 3), R.integers(-1, 2, (4, 3))])],
+    "Constant": lambda: [(lambda: nn.Sequential(nn.ConcatTable(nn.Constant(np.array([1.0, 2.0]), 1),
+                                                               nn.Identity()), nn.JoinTable(1)),
+                          randn(3, 2))],
+    "ZeroGrad": lambda: [],  # its gradient is zero on purpose: tests/nn/test_nn_catalogue.py
+    "SpatialConvolutionMM": lambda: [(lambda: nn.SpatialConvolutionMM(2, 3, 3, 2, 1, 2, 1, 0),
+                                      randn(2, 2, 5, 5))],
 }
 
 PORT_CASES = [(name, i, make, x) for name, gen in PORTS.items()
@@ -449,5 +476,7 @@ def test_ported_lua_tests_are_lua_tests():
         "OneHot", "WhiteNoise", "SpatialDropout", "Add", "SpatialDilatedConvolution",
         "SpatialFullConvolution", "TemporalMaxPooling", "SpatialReflectionPadding",
         "SpatialReplicationPadding", "PixelShuffle", "SpatialSoftMax", "SpatialLogSoftMax",
-        "CReLU", "Euclidean"}
+        "CReLU", "Euclidean", "SpatialDilatedMaxPooling", "MV", "BatchMVNoTranspose",
+        "BatchMVTranspose", "ZipTable", "ZipTableOneToMany", "Collapse", "Cosine", "L1Cost",
+        "WeightedMSECriterion", "Constant", "ZeroGrad", "SpatialConvolutionMM"}
     assert set(PORTS) == lua_names

@@ -675,6 +675,50 @@ CASES += [
          lambda m, x: np.sqrt(((x[:, None] - P(m, "weight")) ** 2).sum(0))),
 ]
 
+
+
+def cosine_np(m: Module, x: np.ndarray) -> np.ndarray:
+    w = P(m, "weight")
+    x2 = np.atleast_2d(x)
+    y = x2 @ w.T / (np.linalg.norm(w, axis=1) + 1e-12) / (
+        np.linalg.norm(x2, axis=1, keepdims=True) + 1e-12)
+    return y if x.ndim == 2 else y[0]
+
+
+CASES += [
+    Case("SpatialConvolutionMM", lambda: nn.SpatialConvolutionMM(2, 2, 3, 3, 1, 1, 1, 1),
+         normal((2, 2, 4, 4)), conv_ref),
+    Case("SpatialDilatedMaxPooling", lambda: nn.SpatialDilatedMaxPooling(2, 2, 1, 1, 1, 1, 2, 2),
+         images(2, 2, 5, 5),
+         lambda m, x: torch_fn("max_pool2d", x, 2, 1, 1, dilation=2)),
+    Case("MV", nn.MV, normal((3, 4), (4,)), lambda m, x: x[0] @ x[1]),
+    Case("MV-batched-trans", lambda: nn.MV(True), normal((2, 4, 3), (2, 4)),
+         lambda m, x: np.einsum("bmn,bm->bn", x[0], x[1])),
+    Case("ZipTable", nn.ZipTable,
+         lambda r: [[r.standard_normal(2), r.standard_normal(3)],
+                    [r.standard_normal(1), r.standard_normal(4)]],
+         lambda m, x: [[x[0][0], x[1][0]], [x[0][1], x[1][1]]]),
+    Case("ZipTableOneToMany", nn.ZipTableOneToMany,
+         lambda r: [r.standard_normal(2), [r.standard_normal(3), r.standard_normal(1)]],
+         lambda m, x: [[x[0], x[1][0]], [x[0], x[1][1]]]),
+    Case("Collapse", lambda: nn.Collapse(2), normal((3, 2, 4)), lambda m, x: x.reshape(3, 8)),
+    Case("Collapse-1example", lambda: nn.Collapse(2), normal((2, 4)), lambda m, x: x.reshape(8)),
+    Case("Constant-batched", lambda: nn.Sequential(nn.ConcatTable(
+        nn.Constant(np.array([1.5, -2.0]), 1), nn.Identity()), nn.JoinTable(1)),
+         normal((3, 4)), lambda m, x: np.concatenate([np.tile([1.5, -2.0], (3, 1)), x], 1)),
+    Case("ZeroGrad", lambda: nn.Sequential(nn.ConcatTable(nn.ZeroGrad(), nn.Identity()),
+                                           nn.CAddTable()),
+         normal((2, 3)), lambda m, x: 2 * x, dict(check_inputs=False)),  # see test_nn_catalogue
+    Case("TanhShrink", nn.TanhShrink, normal((3, 4)), lambda m, x: torch_fn("tanhshrink", x)),
+    Case("Cosine", lambda: nn.Cosine(3, 4), normal((5, 3)), cosine_np),
+    Case("Cosine-1d", lambda: nn.Cosine(3, 2), normal((3,)), cosine_np),
+    Case("L1Cost", crit(nn.L1Cost), lambda r: [away_from_zero(r, (3, 4)), np.zeros(1, int)],
+         lambda m, x: np.asarray(np.abs(x[0]).sum())),
+    Case("WeightedMSECriterion", crit(lambda: nn.WeightedMSECriterion(np.array([0.5, 2.0, 1.0]))),
+         lambda r: [r.standard_normal((4, 3)), r.integers(-2, 3, (4, 3))],
+         lambda m, x: np.asarray(((x[0] - x[1] * np.array([0.5, 2.0, 1.0])) ** 2).mean())),
+]
+
 # The engine issue's modules (nn/cmul.py, nn/just.py, nn/container.py), so that the harness covers
 # every export; their Lua semantics are tested in tests/nn/test_lua_module_api.py.
 CASES += [

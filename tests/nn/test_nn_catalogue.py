@@ -35,6 +35,14 @@ def test_gradient_reversal_negates_and_scales(device):
     np.testing.assert_array_equal(backend.to_numpy(gi), -0.5 * np.ones((2, 3)))
 
 
+def test_zero_grad_stops_the_gradient(device):
+    m = nn.Sequential(nn.ConcatTable(nn.ZeroGrad(), nn.Identity()), nn.CAddTable()).double()
+    m.to(device)
+    x, g = dev(np.ones((2, 3)), device), dev(np.arange(6.0).reshape(2, 3), device)
+    np.testing.assert_array_equal(backend.to_numpy(m.forward(x)), 2 * np.ones((2, 3)))
+    np.testing.assert_array_equal(backend.to_numpy(m.backward(x, g)), backend.to_numpy(g))
+
+
 @pytest.mark.parametrize("spatial", [False, True], ids=["BatchNormalization",
                                                         "SpatialBatchNormalization"])
 def test_batch_norm_running_statistics_match_torch(spatial, device):
