@@ -404,7 +404,6 @@ def test_fixtures_are_float64_references(case: str) -> None:
     assert np.any(x.astype(np.float32).astype(np.float64) != x)
 
 
-@pytest.mark.xfail(strict=True, reason="engine_bugs #6")
 def test_bug6_class_weights_keep_float64_after_double() -> None:
     """engine_bugs #6: ClassNLLCriterion(float64 weights).double() computes with the weights
     rounded to float32 at construction (Lua keeps the tensor given)."""
@@ -532,3 +531,68 @@ def test_Module_getParameters_8() -> None:
     assert np.linalg.norm(p[110:210] - net[1].weight.ravel()) == 0
     assert np.linalg.norm(net[0].weight - mlp1[0].weight) == 0
     assert np.linalg.norm(net[1].weight - mlp2_copy[0].weight) == 0
+
+
+def _typecast_network() -> Any:
+    seq = nn.Sequential(nn.Linear(15, 10), nn.Linear(15, 10)).double()
+    seq[0].bias[...] = 1
+    seq[1].bias[...] = 2
+    return seq
+
+
+def test_Typecast() -> None:
+    """test.lua: nntest.Typecast (float() of a float64 net: separate arrays stay separate,
+    shared arrays stay shared, views of one buffer, overlapping ones included, stay views of
+    one buffer). Lua's tensorCache / recursiveType over a table of nets have no counterpart."""
+    net = _typecast_network().float()
+    assert net[0].bias.dtype == np.float32
+    net[0].bias[...] = 3
+    assert net[0].bias[0] == 3 and net[1].bias[0] == 2
+
+    net = _typecast_network()
+    net[1].bias = net[0].bias
+    net.float()
+    assert net[0].bias.dtype == np.float32 and net[0].bias is net[1].bias
+    assert net[0].bias[0] == 1
+
+    net = _typecast_network()
+    net[1].bias = net[0].bias[...]  # another array object on the same memory (Lua: :set)
+    net.float()
+    assert net[0].bias.dtype == np.float32 and net[0].bias is not net[1].bias
+    net[0].bias[...] = 3
+    assert net[0].bias[0] == 3 and net[1].bias[0] == 3
+
+    net = _typecast_network()
+    overlap = np.ones(15)
+    net[0].bias = overlap[0:10]
+    net[1].bias = overlap[5:15]
+    net.float()
+    assert net[0].bias.dtype == np.float32 and net[0].bias is not net[1].bias
+    net[0].bias[...] = 3
+    assert net[0].bias[0] == 3 and net[1].bias[0] == 3
+    assert net[1].bias[5] == 1  # only the first 5 elements overlapped
+
+
+def test_Module_apply() -> None:
+    """test.lua: nntest.Module_apply (reaches the Linears of nested Sequentials)."""
+    s2 = nn.Sequential(nn.Linear(10, 5))
+    s = nn.Sequential(nn.Linear(10, 10), s2, nn.Tanh())
+    seen = []
+
+    def resize(m: Any) -> None:
+        if isinstance(m, nn.Linear):
+            m.bias = np.zeros(20, dtype=m.bias.dtype)
+            seen.append(m)
+
+    s.apply(resize)
+    assert len(seen) == 2
+    assert s[0].bias.shape == (20,) and s2[0].bias.shape == (20,)
+
+
+def test_Module_replace() -> None:
+    """test.lua: nntest.Module_replace (in a container, and of a single module)."""
+    s = nn.Sequential(nn.Linear(10, 10), nn.Sigmoid())
+    s.replace(lambda m: nn.Tanh() if isinstance(m, nn.Sigmoid) else m)
+    replaced = nn.Tanh().replace(lambda m: nn.Sigmoid() if isinstance(m, nn.Tanh) else m)
+    assert isinstance(s[1], nn.Tanh)
+    assert isinstance(replaced, nn.Sigmoid)
