@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None) -> object:
 def build_model(hidden: int, layers: int) -> nn.gModule:
     """window (batch, T, 1) -> LSTM -> last step -> Linear -> the next value (batch, 1)."""
     window = nn.Identity()().annotate(name="window")
-    outputs, h_n, c_n = LSTM(1, hidden, layers)(window).annotate(name="lstm").split(3)
+    outputs = nn.SelectTable(0)(LSTM(1, hidden, layers)(window).annotate(name="lstm"))
     last = Select(1, -1)(outputs).annotate(name="last_step")
     prediction = nn.Linear(hidden, 1)(last).annotate(name="next_month")
     return nn.gModule([window], [prediction])

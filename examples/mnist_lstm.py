@@ -145,14 +145,14 @@ def build_model(args: object, classes: int) -> nn.gModule:
     rows = nn.Identity()().annotate(name="rows")
     if args.cell == "lstm":
         recurrent = LSTM(28, args.hidden, args.layers, dropout=args.dropout)
-        outputs, h_n, c_n = recurrent(rows).annotate(name="lstm").split(3)
+        outputs = nn.SelectTable(0)(recurrent(rows).annotate(name="lstm"))  # h_n, c_n unused
     elif args.cell == "gru":
         recurrent = GRU(28, args.hidden, args.layers, dropout=args.dropout)
         outputs = nn.SelectTable(0)(recurrent(rows).annotate(name="gru"))  # h_n unused
     else:
         recurrent = RNN(28, args.hidden, args.layers, dropout=args.dropout,
                         nonlinearity=args.nonlinearity)
-        outputs, h_n = recurrent(rows).annotate(name="rnn").split(2)
+        outputs = nn.SelectTable(0)(recurrent(rows).annotate(name="rnn"))  # h_n unused
     features = Select(1, -1)(outputs).annotate(name="last_step")  # outputs[:, -1]
     width = args.hidden
     if args.dense:  # the Keras head: Dropout, Dense(32, relu), Dropout

@@ -63,7 +63,8 @@ def parse_args(argv: list[str] | None) -> object:
 def build_model() -> nn.gModule:
     """LSTMNetwork as a graph: the nodes are named after the reference's attributes."""
     x = nn.Identity()().annotate(name="x")
-    out, h_n, c_n = LSTM(INPUT_SIZE, HIDDEN_SIZE, NUM_LAYERS)(x).annotate(name="lstm").split(3)
+    lstm = LSTM(INPUT_SIZE, HIDDEN_SIZE, NUM_LAYERS)(x).annotate(name="lstm")
+    out = nn.SelectTable(0)(lstm)                                  # out, _ = self.lstm(x, ...)
     last = Select(1, -1)(out).annotate(name="last_step")          # out[:, -1, :]
     y = nn.Linear(HIDDEN_SIZE, OUTPUT_SIZE)(last).annotate(name="fc")
     return nn.gModule([x], [y])
