@@ -201,6 +201,7 @@ def structured_mutations(data: bytes, seed: int, count: int):
                                        "0" * 64])
                 text = json.dumps(meta).encode()
             elif choice == 6:
+                meta["optimizer"] = meta.get("optimizer") or {}
                 meta["optimizer"][rng.choice(["arrays", "scalars", "tuples", "type"])] = \
                     rng.choice([None, 3, "x", [1], {"k": []}, [{"key": "m"}]])
                 text = json.dumps(meta).encode()
@@ -286,7 +287,7 @@ def test_fuzz_checkpoint_bytes(tmp_path, original):
 
 def test_fuzz_checkpoint_structure(tmp_path, original):
     outcomes = _run_checkpoint_cases(
-        structured_mutations(original.data, SEED, n_cases(150)), tmp_path, original,
+        structured_mutations(original.data, SEED, n_cases(100)), tmp_path, original,
         "checkpoint structure")
     assert outcomes["refused"] > 0 and outcomes["loaded"] > 0  # recompressed, extra members
 
