@@ -66,12 +66,24 @@ class Tanh(Module):
 
 
 class ReLU(Module):
-    """``max(0, x)`` element-wise (Lua: ``nn.ReLU``). Any shape."""
+    """``max(0, x)`` element-wise (Lua: ``nn.ReLU(ip)``). Any shape.
+
+    Args:
+        inplace: write the result into the input array (Lua's ``ip``; the producer's output is
+            overwritten, so not after a module whose backward reads its own output). The
+            gradient is unchanged: ``x > 0`` and ``relu(x) > 0`` are the same mask.
+    """
 
     input_kind = "array"
 
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
     def update_output(self, input: Array) -> Array:
-        self.output = backend.get_array_module(input).maximum(input, 0)
+        xp = backend.get_array_module(input)
+        self.output = xp.maximum(input, 0, out=input) if self.inplace and input.ndim \
+            else xp.maximum(input, 0)
         return self.output
 
     def update_grad_input(self, input: Array, grad_output: Array) -> Array:

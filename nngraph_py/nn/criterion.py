@@ -308,11 +308,22 @@ class ClassNLLCriterion(Criterion):
         self.size_average = bool(size_average)
         self.ignore_index = int(ignore_index)
         self.weights: Array | None = None
+        # The values as given, kept exactly (a tuple: conversions do not touch it), so that
+        # double() after a float32 construction computes with the given float64 weights.
+        self._weights_given: tuple[float, ...] | None = None
         if weights is not None:
-            host = backend.to_numpy(weights).astype(self._dtype)
-            if host.ndim != 1:
-                raise ShapeError(f"class weights must be 1-D (classes,), got {shape_str(host)}")
-            self.weights = backend.to_device(host, self._device)
+            given = numpy.asarray(backend.to_numpy(weights), dtype=numpy.float64)
+            if given.ndim != 1:
+                raise ShapeError(f"class weights must be 1-D (classes,), got {shape_str(given)}")
+            self._weights_given = tuple(float(v) for v in given)
+            self.weights = backend.to_device(given.astype(self._dtype), self._device)
+
+    def _convert(self, fn: Callable[[Array], Array]) -> None:
+        super()._convert(fn)
+        if self.weights is not None and self._weights_given is not None:
+            exact = numpy.asarray(self._weights_given, dtype=numpy.float64)
+            self.weights = backend.to_device(exact, backend.device_of(self.weights),
+                                             self.weights.dtype)
 
     def _check(self, input: Array, target: Array) -> None:
         who = self.describe()

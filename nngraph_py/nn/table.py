@@ -33,12 +33,27 @@ def _check_table(module: Module, input: Any, n: int | None = None, same_shape: b
 
 
 class CAddTable(Module):
-    """Sum of a list of arrays of one shape (Lua: ``nn.CAddTable``)."""
+    """Sum of a list of arrays of one shape (Lua: ``nn.CAddTable(ip)``).
+
+    Args:
+        inplace: sum into the first array of the list (Lua's ``ip``; its producer's output is
+            overwritten).
+    """
 
     input_kind = "table"
 
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
     def update_output(self, input: list[Array]) -> Array:
         _check_table(self, input)
+        if self.inplace and input[0].ndim:
+            out = input[0]
+            for x in input[1:]:
+                out += x
+            self.output = out
+            return out
         out = nest.as_array(input[0] + input[1]) if len(input) > 1 else input[0].copy()
         for x in input[2:]:
             out += x
@@ -117,25 +132,37 @@ def _axis(module: Module, dim: int, ndim: int, x: Any) -> int:
     return dim % ndim
 
 
+def _batch_shift(module: Any, ndim: int) -> int:
+    """``module.dim``, shifted past a batch axis as Lua's ``nInputDims`` asks."""
+    dim, n = module.dim, module.n_input_dims
+    if n is not None and dim >= 0 and ndim == n + 1:
+        return dim + 1
+    return dim
+
+
 class JoinTable(Module):
     """Concatenate a list of arrays along ``dim`` (Lua: ``nn.JoinTable``).
 
     Args:
         dim: NumPy axis, counting the batch axis (``1`` joins features of ``(batch, n)`` arrays;
             ``-1`` is the last axis whatever the rank).
+        n_input_dims: Lua's ``nInputDims``: the rank of one example; when the arrays have one
+            axis more (a batch), a non-negative ``dim`` is shifted by one, so ``JoinTable(0, 1)``
+            joins vectors and batches of vectors alike.
     """
 
     input_kind = "table"
     integer_inputs = True  # moves values only
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, n_input_dims: int | None = None):
         super().__init__()
         self.dim = int(dim)
+        self.n_input_dims = None if n_input_dims is None else int(n_input_dims)
 
     def update_output(self, input: list[Array]) -> Array:
         _check_table(self, input, same_shape=False)
         ndim = input[0].ndim
-        axis = _axis(self, self.dim, ndim, input[0])
+        axis = _axis(self, _batch_shift(self, ndim), ndim, input[0])
         ref = input[0].shape
         for x in input:
             if x.ndim != ndim or any(a != b for k, (a, b) in enumerate(zip(x.shape, ref)) if k != axis):
@@ -147,7 +174,7 @@ class JoinTable(Module):
         return self.output
 
     def update_grad_input(self, input: list[Array], grad_output: Array) -> list[Array]:
-        axis = self.dim % grad_output.ndim
+        axis = _batch_shift(self, grad_output.ndim) % grad_output.ndim
         grads, start = [], 0
         for size in self._sizes:
             index = (slice(None),) * axis + (slice(start, start + size),)
@@ -164,27 +191,30 @@ class SplitTable(Module):
     """Split an array into the list of its slices along ``dim`` (Lua: ``nn.SplitTable``).
 
     Args:
-        dim: NumPy axis to split and remove (``1`` turns ``(batch, T, n)`` into T arrays ``(batch, n)``).
+        dim: NumPy axis to split and remove (``1`` turns ``(batch, T, n)`` into T arrays
+            ``(batch, n)``).
+        n_input_dims: Lua's ``nInputDims``, as for :class:`JoinTable`.
     """
 
     input_kind = "array"
     integer_inputs = True  # moves values only
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, n_input_dims: int | None = None):
         super().__init__()
         self.dim = int(dim)
+        self.n_input_dims = None if n_input_dims is None else int(n_input_dims)
 
     def update_output(self, input: Array) -> list[Array]:
         if isinstance(input, (list, tuple)) or not hasattr(input, "ndim"):
             raise InputError(f"expected an array, got {shape_str(input)}")
-        axis = _axis(self, self.dim, input.ndim, input)
+        axis = _axis(self, _batch_shift(self, input.ndim), input.ndim, input)
         head = (slice(None),) * axis
         self.output = [input[head + (i,)] for i in range(input.shape[axis])]
         return self.output
 
     def update_grad_input(self, input: Array, grad_output: list[Array]) -> Array:
         xp = backend.get_array_module(input)
-        axis = self.dim % input.ndim
+        axis = _batch_shift(self, input.ndim) % input.ndim
         n = int(input.shape[axis])
         if not isinstance(grad_output, (list, tuple)) or len(grad_output) != n:
             raise InputError(f"{self.describe()}: expected grad_output as a list of {n} arrays "

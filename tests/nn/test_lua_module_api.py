@@ -557,3 +557,47 @@ def test_reset_of_a_container_uses_each_members_own_default():
     before = host(seq[0].weight).copy()
     assert seq.reset() is seq  # BatchNormalization.reset takes no stdv: called without one
     assert not numpy.array_equal(before, host(seq[0].weight))
+
+
+# ------------------------------------------------------------------------------------------------
+# Lua's other positional arguments: ip (in place) and nInputDims
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make,fn", [(lambda: nn.MulConstant(2.5, True), lambda x: 2.5 * x),
+                                     (lambda: nn.AddConstant(-1.5, True), lambda x: x - 1.5)],
+                         ids=["MulConstant", "AddConstant"])
+def test_constants_in_place_restore_their_input_in_backward(rng, make, fn):
+    m = make().double()
+    x = rand(rng, 3, 4)
+    keep = x.copy()
+    y = m.forward(x)
+    assert y is x
+    numpy.testing.assert_allclose(y, fn(keep))
+    g = rand(rng, 3, 4)
+    m.backward(x, g)
+    numpy.testing.assert_allclose(x, keep, rtol=1e-14)  # Lua: input restored
+
+
+def test_relu_and_cadd_table_in_place(rng):
+    x = rand(rng, 3, 4)
+    keep = x.copy()
+    relu = nn.ReLU(True).double()
+    assert relu.forward(x) is x and (x >= 0).all()
+    numpy.testing.assert_array_equal(relu.backward(x, numpy.ones_like(x)), keep > 0)
+    a, b = rand(rng, 2, 2), rand(rng, 2, 2)
+    total = a + b
+    out = nn.CAddTable(True).double().forward([a, b])
+    assert out is a
+    numpy.testing.assert_allclose(out, total)
+
+
+def test_join_and_split_table_n_input_dims_as_lua():
+    join = nn.JoinTable(0, 1)  # Lua's JoinTable(1, 1)
+    v = [numpy.ones(2, "float32"), numpy.ones(3, "float32")]
+    assert join.forward(v).shape == (5,)
+    batch = [numpy.ones((4, 2), "float32"), numpy.ones((4, 3), "float32")]
+    assert join.forward(batch).shape == (4, 5)
+    split = nn.SplitTable(0, 2)  # Lua's SplitTable(1, 2): rows of a matrix, of each in a batch
+    assert len(split.forward(numpy.ones((3, 5), "float32"))) == 3
+    parts = split.forward(numpy.ones((7, 3, 5), "float32"))
+    assert len(parts) == 3 and parts[0].shape == (7, 5)
+    assert split.backward(numpy.ones((7, 3, 5), "float32"), parts).shape == (7, 3, 5)
