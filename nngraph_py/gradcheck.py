@@ -13,12 +13,13 @@ from typing import Any
 import numpy
 
 from . import backend
+from .errors import NNGraphError
 from .module import Module
 
 __all__ = ["gradcheck", "GradcheckResult", "GradcheckError"]
 
 
-class GradcheckError(AssertionError):
+class GradcheckError(NNGraphError, AssertionError):
     """Analytic and numerical gradients disagree; the message names the worst entry."""
 
 

@@ -53,3 +53,9 @@ def test_a_correct_module_still_passes():
     x = numpy.random.default_rng(2).standard_normal((3, 4))
     assert gradcheck(nn.Tanh().double(), x).ok
     assert gradcheck(nn.Linear(4, 2).double(), x).ok
+
+
+def test_gradcheck_error_is_a_library_error():
+    from nngraph_py.errors import NNGraphError
+
+    assert issubclass(GradcheckError, NNGraphError) and issubclass(GradcheckError, AssertionError)

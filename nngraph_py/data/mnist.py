@@ -36,6 +36,7 @@ from typing import Union
 import numpy as np
 
 from nngraph_py.data.errors import DataFormatError
+from nngraph_py.errors import NNGraphError
 from nngraph_py.data.idx import read_idx, write_idx
 from nngraph_py.data.safe_pickle import load_arrays_pickle
 
@@ -92,7 +93,7 @@ _NO_NETWORK_HINT = (
 )
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(NNGraphError, RuntimeError):
     """The data set is in none of the places looked at; the message says how to get it."""
 
 

@@ -371,3 +371,12 @@ def test_idx_shapes_whose_product_overflows_int64_are_refused(tmp_path):
     path.write_bytes(bytes([0, 0, 8, 3]) + b"\xff\xff\xff\xff" * 3 + b"\x00" * 16)
     with pytest.raises(DataFormatError, match="truncated IDX file"):
         read_idx(path)
+
+
+def test_data_errors_are_library_errors():
+    from nngraph_py.data import PickleFormatError, UnsafePickleError
+    from nngraph_py.errors import NNGraphError
+
+    for cls in (DatasetUnavailableError, DataFormatError, PickleFormatError, UnsafePickleError):
+        assert issubclass(cls, NNGraphError), cls
+    assert issubclass(DatasetUnavailableError, RuntimeError)
