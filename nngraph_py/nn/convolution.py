@@ -86,7 +86,7 @@ class SpatialConvolution(Module):
     """
 
     input_kind = "array"
-    _state_names = ("cols",)
+    _state_names = ("cols", "_g2")
 
     def __init__(self, in_planes: int, out_planes: int, kw: int, kh: int | None = None,
                  dw: int = 1, dh: int | None = None, pad_w: int = 0, pad_h: int | None = None,
@@ -110,6 +110,7 @@ class SpatialConvolution(Module):
         if self.has_bias:
             self.register_parameter("bias", backend.new_parameter((self.out_planes,)))
         self.cols: Array | None = None
+        self._g2: tuple | None = None
         self.reset()
 
     def reset(self, stdv: float | None = None) -> "SpatialConvolution":
@@ -153,8 +154,15 @@ class SpatialConvolution(Module):
         return self.output
 
     def _grad_matrix(self, xp: Any, grad_output: Array) -> Array:
+        """``grad_output`` as ``(C_out, B*oh*ow)``; the copy is kept for the second caller of
+        one backward (``update_grad_input`` then ``acc_grad_parameters``)."""
+        cached = getattr(self, "_g2", None)
+        if cached is not None and cached[0] is grad_output:
+            return cached[1]
         g = self._batched(grad_output)
-        return xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(self.out_planes, -1)
+        g2 = xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(self.out_planes, -1)
+        self._g2 = (grad_output, g2)
+        return g2
 
     def update_grad_input(self, input: Array, grad_output: Array) -> Array:
         xp = backend.get_array_module(input)
@@ -172,6 +180,7 @@ class SpatialConvolution(Module):
     def acc_grad_parameters(self, input: Array, grad_output: Array, scale: float = 1.0) -> None:
         xp = backend.get_array_module(input)
         g2 = self._grad_matrix(xp, grad_output)
+        self._g2 = None  # one backward's cache, not kept past it
         gw = xp.matmul(g2, self.cols.reshape(int(self.cols.shape[0]) * self.kh * self.kw, -1).T)
         if scale != 1.0:
             gw *= scale
