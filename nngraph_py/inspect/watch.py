@@ -11,13 +11,14 @@ import json
 import math
 from typing import Any, Sequence
 
+from ..errors import NNGraphError
 from ..module import Module
 from .stats import ParamStats, snapshot, stats, update_ratio
 
 __all__ = ["Watch", "MatplotlibMissing"]
 
 
-class MatplotlibMissing(ImportError):
+class MatplotlibMissing(NNGraphError, ImportError):
     """Plotting needs matplotlib, which is an optional dependency."""
 
 
@@ -174,14 +175,51 @@ class Watch:
                 f.write(text)
         return text
 
-    def plot(self, path: str, names: Sequence[str] | None = None) -> str:
+    def grouped_series(self, names: Sequence[str], field: str = "norm",
+                       kind: str = "param") -> tuple[list[int], list[float]]:
+        """``(steps, values)`` of a statistic over several parameters taken as one.
+
+        Norms combine as the norm of the parameters laid end to end (root of the sum of
+        squares); an update ratio as ``||update|| / ||weights||`` of the whole group.
+        """
+        per_step: dict[int, list[tuple[float, float]]] = {}
+        for name in names:
+            steps, values = self.series(name, field, kind)
+            weights = dict(zip(*self.series(name, "norm", "param")))
+            for step, value in zip(steps, values):
+                per_step.setdefault(step, []).append((value, weights.get(step, 1.0)))
+        out_steps, out_values = [], []
+        for step in sorted(per_step):
+            pairs = per_step[step]
+            if field == "update_ratio":
+                total = math.sqrt(sum(w * w for _, w in pairs))
+                value = math.sqrt(sum((r * w) ** 2 for r, w in pairs)) / total if total else 0.0
+            elif field == "norm":
+                value = math.sqrt(sum(v * v for v, _ in pairs))
+            else:
+                value = sum(v for v, _ in pairs) / len(pairs)
+            out_steps.append(step)
+            out_values.append(value)
+        return out_steps, out_values
+
+    def plot(self, path: str, names: Sequence[str] | None = None, group: str = "auto",
+             top_k: int = 8) -> str:
         """Plot weight norms, gradient norms and update ratios over the steps to a PNG.
 
-        Uses matplotlib's Agg canvas directly (no pyplot, no change of the global backend).
+        A model has many parameters (an LSTM 128 x 2 classifier has 34): drawn one line each,
+        they exhaust a colour cycle and the legend covers the data. So by default
+        (``group="auto"``) parameters are grouped by layer (``lstm.layer1.i2h_input.weight``
+        -> ``lstm.layer1``, ``classifier.weight`` -> ``classifier``) when there are more than
+        ``top_k`` of them; then the ``top_k`` series with the largest last gradient norm (weight
+        norm without gradients) are drawn in colour and named in a legend beside the panels,
+        the others thin and grey. Uses matplotlib's Agg canvas directly (no pyplot, no change
+        of the global backend).
 
         Args:
             path: the image file (``.png``; other matplotlib formats by extension).
             names: the parameters to draw (default: all).
+            group: ``"auto"``, ``"layer"`` (always group) or ``"none"`` (one line each).
+            top_k: how many series get a colour and a legend entry.
 
         Returns:
             ``path``.
@@ -200,22 +238,45 @@ class Watch:
             ) from exc
         if not self.history:
             raise ValueError("nothing recorded yet: call watch.step(i) during training first")
+        if group not in ("auto", "layer", "none"):
+            raise ValueError(f"group must be 'auto', 'layer' or 'none', got {group!r}")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
         names = list(names) if names is not None else self.names()
+        groups = self.groups(names, group, top_k)
         panels = [("param", "norm", "weight norm", False)]
         if self.grads:
             panels.append(("grad", "norm", "gradient norm", True))
         if self.ratios:
             panels.append(("param", "update_ratio", "update norm / weight norm", True))
-        fig = Figure(figsize=(7, 2.6 * len(panels)), constrained_layout=True)
+
+        def last(label: str) -> float:
+            kind = "grad" if self.grads else "param"
+            values = self.grouped_series(groups[label], "norm", kind)[1]
+            finite = [v for v in values if math.isfinite(v)]
+            return finite[-1] if finite else -1.0
+
+        ranked = sorted(groups, key=last, reverse=True)
+        shown = set(ranked[:top_k])
+        palette = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9"]  # C7 is grey: the rest
+        colours = {label: palette[i % len(palette)] for i, label in enumerate(ranked[:top_k])}
+        legend_width = 2.6 if groups else 0.0
+        fig = Figure(figsize=(7 + legend_width, 2.6 * len(panels)), constrained_layout=True)
         FigureCanvasAgg(fig)
         axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
         for ax, (kind, field, title, log) in zip(axes, panels):
-            for name in names:
-                steps, values = self.series(name, field, kind)
+            for label in list(groups)[::-1]:  # coloured lines drawn last, on top
+                steps, values = self.grouped_series(groups[label], field, kind)
                 finite = [(s, v) for s, v in zip(steps, values)
                           if v is not None and math.isfinite(v) and (not log or v > 0)]
-                if finite:
-                    ax.plot([s for s, _ in finite], [v for _, v in finite], marker=".", label=name)
+                if not finite:
+                    continue
+                xs, ys = [s for s, _ in finite], [v for _, v in finite]
+                if label in shown:
+                    ax.plot(xs, ys, marker=".", markersize=3, linewidth=1.2,
+                            color=colours[label], label=label, zorder=3)
+                else:
+                    ax.plot(xs, ys, color="0.7", linewidth=0.7, zorder=1)
             if log and ax.get_lines():
                 ax.set_yscale("log")
             if field == "update_ratio":
@@ -223,10 +284,37 @@ class Watch:
             ax.set_title(title, fontsize=10)
             ax.grid(True, alpha=0.3)
         axes[-1].set_xlabel("step")
-        if names and axes[0].get_lines():
-            axes[0].legend(fontsize=7, ncol=2 if len(names) > 6 else 1, loc="best")
+        handles, labels = axes[0].get_legend_handles_labels()
+        if handles:
+            order = sorted(range(len(labels)), key=lambda i: ranked.index(labels[i]))
+            handles, labels = [handles[i] for i in order], [labels[i] for i in order]
+            hidden = len(groups) - len(shown)
+            if hidden > 0:
+                from matplotlib.lines import Line2D
+
+                handles.append(Line2D([], [], color="0.7", linewidth=0.7))
+                labels.append(f"{hidden} more (grey)")
+            grouped = any(len(v) > 1 for v in groups.values())
+            fig.legend(handles, labels, loc="outside right upper", fontsize=7,
+                       title=("by layer, " if grouped else "") + f"top {len(shown)} by "
+                             + ("gradient" if self.grads else "weight") + " norm",
+                       title_fontsize=7)
         fig.savefig(path)
         return path
+
+    @staticmethod
+    def groups(names: Sequence[str], group: str = "auto",
+               top_k: int = 8) -> dict[str, list[str]]:
+        """``{label: parameter names}``: one group per parameter, or per layer (see
+        :meth:`plot`)."""
+        if group == "none" or (group == "auto" and len(names) <= top_k):
+            return {name: [name] for name in names}
+        out: dict[str, list[str]] = {}
+        for name in names:
+            parts = name.split(".")
+            layer = ".".join(parts[:-2] if len(parts) >= 3 else parts[:-1]) or name
+            out.setdefault(layer, []).append(name)
+        return out
 
     def __repr__(self) -> str:
         return f"Watch(every={self.every}, {len(self.history)} records)"
