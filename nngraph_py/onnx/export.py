@@ -476,6 +476,8 @@ def _pool(op_type: str) -> Leaf:
             raise _refuse(m, "only batched (N, C, H, W) input without ceil_mode is exported")
         attrs: dict[str, Any] = {"kernel_shape": [m.kh, m.kw], "strides": [m.dh, m.dw],
                                  "pads": [m.pad_h, m.pad_w, m.pad_h, m.pad_w]}
+        if op_type == "MaxPool":
+            attrs["dilations"] = [getattr(m, "dil_h", 1), getattr(m, "dil_w", 1)]
         if op_type == "AveragePool":
             attrs["count_include_pad"] = int(bool(getattr(m, "count_include_pad", True)))
         return g.op(op_type, [s], base, **attrs)
@@ -614,7 +616,7 @@ def _leaves() -> dict[type, Leaf]:
         nn.LookupTable: _lookup, nn.OneHot: _one_hot,
     }
     optional: dict[str, Leaf] = {
-        "Abs": _unary("Abs"), "Exp": _unary("Exp"), "Log": _unary("Log"), "Sqrt": None,
+        "Abs": _unary("Abs"), "Exp": _unary("Exp"), "Log": _unary("Log"),
         "Square": _square, "Power": _power, "SoftSign": _softsign,
         "SoftPlus": _softplus, "LogSigmoid": _log_sigmoid, "SoftMin": _soft_min, "ELU": _elu,
         "LeakyReLU": _leaky, "HardTanh": _clip("min_value", "max_value"),
@@ -633,7 +635,7 @@ def _leaves() -> dict[type, Leaf]:
     }
     for name, fn in optional.items():
         cls = getattr(nn, name, None)
-        if cls is not None and fn is not None:
+        if cls is not None:
             table[cls] = fn
     if getattr(nn, "Sqrt", None) is not None:
         table[nn.Sqrt] = _sqrt

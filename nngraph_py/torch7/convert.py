@@ -403,10 +403,7 @@ def _catalogue() -> None:
         "Mul": with_params(lambda o: nn.Mul(), WB[:1]),
         "Add": with_params(lambda o: nn.Add(int(_tensor(o, "bias").size),
                                             scalar=bool(_f(o, "scalar", False))), WB[1:]),
-        "Bilinear": with_params(lambda o: nn.Bilinear(
-            *[int(s) for s in (_tensor(o, "weight", 3).shape[1], _tensor(o, "weight", 3).shape[2],
-                               _tensor(o, "weight", 3).shape[0])],
-            bias=isinstance(_f(o, "bias"), numpy.ndarray)), WB),
+        "Bilinear": with_params(_bilinear, WB),
         "Sum": lambda o: nn.Sum(zero_based(_f(o, "dimension", 1), "dimension"),
                                 opt_int(o, "nInputDims"), bool(_f(o, "sizeAverage", False)),
                                 _f(o, "squeeze", True) is not False),
@@ -484,6 +481,36 @@ def _catalogue() -> None:
             _int(_need(o, "pad_t"), "pad_t"), _int(_need(o, "pad_b"), "pad_b")),
         "SpatialUpSamplingNearest": lambda o: nn.SpatialUpSamplingNearest(
             _int(_need(o, "scale_factor"), "scale_factor")),
+        "SpatialConvolutionMM": _conv_mm,
+        "SpatialDilatedConvolution": with_params(lambda o: nn.SpatialDilatedConvolution(
+            *_conv_args(o), _int(_f(o, "dilationW", 1), "dilationW"),
+            _int(_f(o, "dilationH", 1), "dilationH"),
+            bias=isinstance(_f(o, "bias"), numpy.ndarray)), WB),
+        "SpatialFullConvolution": with_params(lambda o: nn.SpatialFullConvolution(
+            *_conv_args(o), _int(_f(o, "adjW", 0), "adjW"), _int(_f(o, "adjH", 0), "adjH"),
+            bias=isinstance(_f(o, "bias"), numpy.ndarray)), WB),
+        "SpatialDilatedMaxPooling": lambda o: _pooling(nn.SpatialDilatedMaxPooling, o),
+        "TemporalMaxPooling": lambda o: nn.TemporalMaxPooling(
+            _int(_need(o, "kW"), "kW"), _int(_f(o, "dW", _need(o, "kW")), "dW")),
+        "SpatialReflectionPadding": lambda o: nn.SpatialReflectionPadding(*_pads(o)),
+        "SpatialReplicationPadding": lambda o: nn.SpatialReplicationPadding(*_pads(o)),
+        "PixelShuffle": lambda o: nn.PixelShuffle(_int(_need(o, "upscaleFactor"),
+                                                       "upscaleFactor")),
+        "SpatialSoftMax": lambda o: nn.SpatialSoftMax(),
+        "SpatialLogSoftMax": lambda o: nn.SpatialLogSoftMax(),
+        "CReLU": lambda o: nn.CReLU(_int(_need(o, "nInputDims"), "nInputDims")),
+        "Euclidean": with_params(lambda o: nn.Euclidean(
+            *[int(n) for n in _tensor(o, "weight", 2).shape]), WB[:1]),
+        "Cosine": with_params(lambda o: nn.Cosine(
+            *[int(n) for n in reversed(_tensor(o, "weight", 2).shape)]), WB[:1]),
+        "MV": lambda o: nn.MV(bool(_f(o, "trans", False))),
+        "ZipTable": lambda o: nn.ZipTable(), "ZipTableOneToMany": lambda o: nn.ZipTableOneToMany(),
+        "ZeroGrad": lambda o: nn.ZeroGrad(),
+        "Collapse": lambda o: nn.Collapse(_int(_need(o, "nInputDim"), "nInputDim")),
+        "Constant": lambda o: nn.Constant(_need(o, "value"), opt_int(o, "nInputDim")),
+        "TanhShrink": lambda o: nn.TanhShrink(), "L1Cost": lambda o: nn.L1Cost(),
+        "WeightedMSECriterion": lambda o: nn.WeightedMSECriterion(
+            _need(o, "weight"), bool(_f(o, "sizeAverage", True))),
     }
     for name, fn in table.items():
         if hasattr(nn, name):
@@ -515,6 +542,11 @@ def _criteria(multi: Any, o: TorchObject) -> Any:
     return multi
 
 
+def _bilinear(o: TorchObject) -> Module:
+    out, in1, in2 = (int(n) for n in _tensor(o, "weight", 3).shape)
+    return nn.Bilinear(in1, in2, out, bias=isinstance(_f(o, "bias"), numpy.ndarray))
+
+
 def _layer_norm(o: TorchObject) -> Module:
     """Lua's LayerNormalization is a Sequential (mean, Normalize(2, eps), MulConstant(sqrt n),
     then CMul and Add when affine), correct for one example; ours normalises each example of a
@@ -539,6 +571,36 @@ def _layer_norm(o: TorchObject) -> Module:
     return m
 
 
+def _conv_mm(o: TorchObject) -> Module:
+    """Lua's SpatialConvolutionMM keeps its weight as (nOut, nIn*kH*kW): a 4-D view of it here
+    (same memory)."""
+    m = nn.SpatialConvolutionMM(*_conv_args(o), bias=isinstance(_f(o, "bias"), numpy.ndarray))
+    w = _tensor(o, "weight")
+    shape = tuple(m.weight.shape)
+    if w.size != int(numpy.prod(shape)):
+        raise ConversionError(f"weight has shape {w.shape}, expected {shape}")
+    g = _grad(o, "gradWeight", w)
+    m.register_parameter("weight", w.reshape(shape), g.reshape(shape))
+    if isinstance(_f(o, "bias"), numpy.ndarray):
+        b = _tensor(o, "bias", 1)
+        m.register_parameter("bias", b, _grad(o, "gradBias", b))
+    m.to(dtype=w.dtype)
+    return m
+
+
+def _conv_args(o: TorchObject) -> tuple[int, int, int, int, int, int, int, int]:
+    """``nInputPlane, nOutputPlane, kW, kH, dW, dH, padW, padH`` of a Lua convolution."""
+    def get(name: str, default: int | None = None) -> int:
+        return _int(_need(o, name) if default is None else _f(o, name, default), name)
+
+    return (get("nInputPlane"), get("nOutputPlane"), get("kW"), get("kH"), get("dW", 1),
+            get("dH", 1), get("padW", 0), get("padH", 0))
+
+
+def _pads(o: TorchObject) -> list[int]:
+    return [_int(_need(o, n), n) for n in ("pad_l", "pad_r", "pad_t", "pad_b")]
+
+
 def _pooling(cls: type, o: TorchObject) -> Module:
     if _f(o, "ceil_mode"):
         raise ConversionError("ceil_mode pooling is not supported")
@@ -546,6 +608,9 @@ def _pooling(cls: type, o: TorchObject) -> Module:
     kh = _int(_need(o, "kH"), "kH")
     args = dict(dw=_int(_f(o, "dW", kw), "dW"), dh=_int(_f(o, "dH", kh), "dH"),
                 pad_w=_int(_f(o, "padW", 0), "padW"), pad_h=_int(_f(o, "padH", 0), "padH"))
+    if cls.__name__ == "SpatialDilatedMaxPooling":
+        args.update(dil_w=_int(_f(o, "dilationW", 1), "dilationW"),
+                    dil_h=_int(_f(o, "dilationH", 1), "dilationH"))
     if cls.__name__ == "SpatialAveragePooling":
         if _f(o, "divide", True) is False:
             raise ConversionError("SpatialAveragePooling with divide=false is not supported")
@@ -720,7 +785,8 @@ def convert_gmodule(obj: TorchObject) -> gModule:
         raise ConversionError(f"inputs {sorted(slots)} are not 1..{count}")
     _same_dtype([n.module for n in py.values()])
     g = gModule([slots[k] for k in range(count)], outputs)
-    return _train(g, obj)
+    _train(g, obj)
+    return g
 
 
 def _lookup_node(py: dict[int, Node], data: Any) -> Node:
@@ -751,10 +817,13 @@ def _lua_type(value: Any, obj: TorchObject) -> Any:
         dtype = numpy.float64  # Lua's default tensor type, torch.DoubleTensor
     if hasattr(value, "to") and any(numpy.dtype(m._dtype) != dtype for m in _all(value)):
         value.to(dtype=dtype)
-    lua_weights = _f(obj, "weights")
-    if isinstance(lua_weights, numpy.ndarray) and getattr(value, "weights", None) is not None:
-        # criteria cast class weights at construction (to float32 by default): take Lua's again
-        value.weights = lua_weights.astype(dtype)
+    if isinstance(value, nn.Criterion):
+        for name in ("weights", "weight"):
+            lua = _f(obj, name)
+            if isinstance(lua, numpy.ndarray) and getattr(value, name, None) is not None:
+                # criteria cast their weights at construction (to float32 by default): take
+                # Lua's again, in the criterion's dtype
+                setattr(value, name, lua.astype(dtype))
     return value
 
 

@@ -473,6 +473,7 @@ def parse(data: bytes, strict: bool = True, convert: Converter | None = None,
                     memo[index] = func
                 stack.append(_FunctionFrame(index or 0, func, start))
             elif kind == TYPE_TABLE:
+                assert index is not None
                 size = inp.read_int()
                 inp.check_count(size, 2 * (1 if ascii else 4), "table size")
                 frame = _TableFrame(index, size, start)
@@ -482,6 +483,7 @@ def parse(data: bytes, strict: bool = True, convert: Converter | None = None,
                 else:
                     stack.append(frame)
             else:
+                assert index is not None
                 _start_torch_object(inp, index, start, memo, stack, deliver)
         else:
             raise inp.fail(f"unknown type code {kind}", start)
@@ -572,6 +574,7 @@ def _start_torch_object(inp: _Input, index: int, start: int, memo: dict, stack: 
 
 def _finish_tensor(inp: _Input, frame: _ObjectFrame, storage: Any) -> numpy.ndarray:
     """A tensor as a view of its storage's array, with Torch's sizes, strides and offset."""
+    assert frame.tensor is not None
     class_name, dtype, sizes, strides, offset = frame.tensor
     where = f"{class_name} at byte offset {frame.offset}"
     if any(s < 0 for s in sizes):
