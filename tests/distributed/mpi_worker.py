@@ -176,6 +176,25 @@ def suite(out: Path) -> None:
         "count": world.allgather(holder.count),
     }
 
+    # the library's own buffers: BatchNormalization's running statistics, trained apart
+    manual_seed(0)
+    bn_model = nn.Sequential(nn.Linear(3, 4), nn.BatchNormalization(4)).double()
+    bn = bn_model.children()[1]
+    rng = np.random.default_rng(world.rank)
+    bn_model.forward(rng.standard_normal((8, 3)) + 5 * world.rank)  # differs on each rank
+    stats = {k: v.copy() for k, v in distributed.named_buffers(bn_model)}
+    arrays = (bn.running_mean, bn.running_var)
+    distributed.broadcast_parameters(bn_model)
+    after = {k: v.tolist() for k, v in distributed.named_buffers(bn_model)}
+    report["batch_norm"] = {
+        "names": sorted(after),
+        "identical": world.allgather(after)[0] == world.allgather(after)[1],
+        "differed_before": bool(not np.array_equal(*world.allgather(stats["2.running_mean"]))),
+        "root_kept": world.allgather(bool(np.array_equal(after["2.running_mean"],
+                                                         stats["2.running_mean"])))[0],
+        "same_arrays": arrays[0] is bn.running_mean and arrays[1] is bn.running_var,
+    }
+
     # ---- optimizer state broadcast ------------------------------------------------------------
     model = build_model(5)
     opt = optim.Adam(model, lr=0.01)
@@ -337,6 +356,8 @@ def example(out: Path, flags: list[str]) -> None:
     import mnist_lstm
 
     first = mnist_lstm.main(flags + ["--distributed", "--out", str(out / "run"), "--epochs", "1"])
+    # The plots were checked on the first run; matplotlib is slow on a busy machine.
+    mnist_lstm.plot_curves = mnist_lstm.plot_confusion = lambda *args: None
     resumed = mnist_lstm.main(["--resume", str(out / "run" / "checkpoint.npz"), "--epochs", "2",
                                "--no-progress", "--distributed"])
     world = distributed.init()

@@ -97,6 +97,12 @@ def test_broadcast_writes_into_existing_arrays_with_buffers(report: dict) -> Non
     assert b["count"] == [20, 20]
 
 
+def test_broadcast_carries_batch_normalization_statistics(report: dict) -> None:
+    b = report["batch_norm"]
+    assert b["names"] == ["2.running_mean", "2.running_var"]
+    assert b["differed_before"] and b["identical"] and b["root_kept"] and b["same_arrays"]
+
+
 def test_optimizer_state_broadcast(report: dict) -> None:
     s = report["optimizer_state"]
     assert s["identical"] and s["t"] == [2, 2] and s["lr"] == [0.005, 0.005]
@@ -186,7 +192,8 @@ def _tiny_mnist(root: Path) -> Path:
     return root
 
 
-def test_mnist_example_distributed_matches_one_process_and_resumes(tmp_path: Path) -> None:
+def test_mnist_example_distributed_matches_one_process_and_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """examples/mnist_lstm.py --distributed on 2 processes (tiny data, 3 steps of 40 images an
     epoch, test images 25 + 25): the test loss and accuracy of the same run in one process;
     rank 0 alone prints and writes the outputs; --resume continues to a second epoch."""
@@ -198,6 +205,8 @@ def test_mnist_example_distributed_matches_one_process_and_resumes(tmp_path: Pat
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
     import mnist_lstm
 
+    for name in ("plot_curves", "plot_confusion"):  # the numbers are compared, not the plots
+        monkeypatch.setattr(mnist_lstm, name, lambda *args: None)
     alone = mnist_lstm.main(flags + ["--out", str(tmp_path / "alone"), "--epochs", "1"])
     first, resumed = runs["first"], runs["resumed"]
     assert first["test_images"] == alone["test_images"] == 50
