@@ -6,6 +6,7 @@ Bounded here (a few hundred mutations, seconds); a long run:
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import resource
 import time
@@ -16,14 +17,20 @@ from nngraph_py import torch7
 
 from t7_helpers import fixture
 
-try:  # the project's shared mutator (helper R's), else the minimal one beside this file
-    from tests.fuzz.mutate import mutations
-except ImportError:  # pragma: no cover - depends on what is committed
+_SHARED = os.path.join(os.path.dirname(__file__), "..", "fuzz", "mutate.py")
+if os.path.exists(_SHARED):  # the project's shared mutator (helper R's tests/fuzz/mutate.py)
+    _spec = importlib.util.spec_from_file_location("shared_fuzz_mutate", _SHARED)
+    _module = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_module)
+    mutations = _module.mutations
+    MUTATOR = "tests/fuzz/mutate.py"
+else:  # pragma: no cover - the minimal one beside this file
     from t7_mutate import mutations
+    MUTATOR = "tests/torch7/t7_mutate.py"
 
 FILES = ["values.t7", "values_ascii.t7", "graphs_ascii.t7", "modules.t7", "char_rnn_rnn.t7",
          "function.t7"]
-COUNT = int(os.environ.get("NNGRAPH_FUZZ_T7", "25"))
+COUNT = int(os.environ.get("NNGRAPH_FUZZ_T7", "15"))
 
 
 @pytest.mark.parametrize("name", FILES)
