@@ -17,7 +17,8 @@ from typing import Any
 
 from nngraph_py import backend
 
-__all__ = ["allreduce_", "broadcast_", "gpu_transport", "cuda_aware_mpi", "select_gpu"]
+__all__ = ["allreduce_", "broadcast_", "gpu_transport", "cuda_aware_mpi", "mpi_cuda_support",
+           "select_gpu"]
 
 Array = Any
 
@@ -81,11 +82,12 @@ def select_gpu(world: Any) -> int:
     return device
 
 
-def cuda_aware_mpi() -> bool:
-    """Whether the MPI library loaded by mpi4py accepts device pointers (CUDA-aware).
+def mpi_cuda_support() -> bool | None:
+    """What ``MPIX_Query_cuda_support()`` of the MPI library loaded by mpi4py answers: True for a
+    CUDA-aware MPI, False for one without CUDA, None when the library has no such function.
 
-    Asks ``MPIX_Query_cuda_support()``, which MPICH (4 and later) and Open MPI export, from the
-    ``libmpi`` this process has loaded; False when the function is absent.
+    MPICH (4 and later) and Open MPI export it; it is looked up in the ``libmpi`` this process
+    has loaded (``/proc/self/maps``), else by the usual sonames.
     """
     from mpi4py import MPI  # noqa: F401 - loads libmpi
 
@@ -105,7 +107,12 @@ def cuda_aware_mpi() -> bool:
             continue
         query.restype = ctypes.c_int
         return bool(query())
-    return False
+    return None
+
+
+def cuda_aware_mpi() -> bool:
+    """Whether the MPI library loaded by mpi4py accepts device pointers (CUDA-aware)."""
+    return bool(mpi_cuda_support())
 
 
 def _nccl_module() -> Any:

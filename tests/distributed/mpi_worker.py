@@ -281,6 +281,9 @@ def suite(out: Path) -> None:
         "iter_equals_batches": [b.tolist() for b in sampler.batches(0)]
         == [b.tolist() for b in sampler],
     }
+    from nngraph_py.distributed import transport
+
+    report["mpi_cuda_support"] = transport.mpi_cuda_support()  # the mpich wheel: no CUDA
     report["average"] = world.average(float(world.rank), weight=world.rank + 1)  # (0*1+1*2)/3
     report["sum"] = world.sum([1, world.rank])
     world.barrier()

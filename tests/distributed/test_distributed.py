@@ -148,6 +148,12 @@ def test_fit_runs_data_parallel_and_resumes(report: dict) -> None:
     assert f["epochs"] == [1, 2]
 
 
+def test_cuda_support_of_the_mpi_is_read_from_its_library(report: dict) -> None:
+    """MPIX_Query_cuda_support found in the loaded libmpi (MPICH's wheel is built without CUDA:
+    False, not None, which would mean the function was not found)."""
+    assert report["mpi_cuda_support"] is False
+
+
 def test_sampler_shards_cover_the_global_batches(report: dict) -> None:
     s = report["sampler"]
     assert s["union_is_global"] and s["global_is_permutation"] and s["iter_equals_batches"]

@@ -227,3 +227,27 @@ def test_sync_step_alone_returns_the_local_values() -> None:
     assert opt.grads.tolist() == [2.0] * 6  # a world of one: the gradient as it was
     with pytest.raises(InputError, match="expected a DistributedOptimizer"):
         distributed.sync_step(optim.SGD(model, lr=0.1), 0.5, 4)
+
+
+class _OneProcessComm:
+    """Stands in for an mpi4py communicator of one process: bcast returns its value."""
+
+    def bcast(self, value, root=0):
+        return value
+
+
+def test_gpu_transport_is_chosen_once_and_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nngraph_py.distributed import transport
+
+    world = World(0, 1, comm=_OneProcessComm())
+    monkeypatch.setenv("NNGRAPH_DIST_GPU", "host")
+    assert transport.gpu_transport(world) == "host"
+    monkeypatch.setenv("NNGRAPH_DIST_GPU", "mpi")
+    assert transport.gpu_transport(world) == "host"  # chosen once per world
+    monkeypatch.setenv("NNGRAPH_DIST_GPU", "carrier-pigeon")
+    with pytest.raises(ValueError, match="NNGRAPH_DIST_GPU must be one of"):
+        transport.gpu_transport(World(0, 1, comm=_OneProcessComm()))
+    monkeypatch.setenv("NNGRAPH_DIST_GPU", "nccl")
+    monkeypatch.setattr(transport, "_nccl_module", lambda: None)
+    with pytest.raises(RuntimeError, match="cupy.cuda.nccl is not usable here"):
+        transport.gpu_transport(World(0, 1, comm=_OneProcessComm()))
