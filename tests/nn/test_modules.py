@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from nngraph_py import backend, gradcheck, nn
-from nngraph_py.errors import InputError, ShapeError
+from nngraph_py.errors import InputError, NNGraphError, ShapeError
 from nngraph_py.module import Module
 
 
@@ -799,6 +799,22 @@ def test_print_clone_and_checkpoint_round_trip(case: Case, tmp_path: Any,
         for name in getattr(m_old, "_buffer_names", ()):
             getattr(m_new, name)[...] = getattr(m_old, name)
     assert_close(fresh.forward(to_dev(x, "cpu")), expected, "cpu", rtol=1e-12, atol=1e-12)
+
+
+def test_bad_input_kind_names_the_node(case: Case, rng: np.random.Generator):
+    """A node given the wrong kind of input (a list for a one-array module, an array for a table
+    module) fails naming the node's annotation and the shapes it got."""
+    module = case.make().double()
+    if module.input_kind == "any":
+        pytest.skip("the module takes any input")
+    x = case.inputs(rng)
+    wrong = [x, x] if module.input_kind == "array" else np.zeros((2, 3))
+    inp = nn.Identity()()
+    node = module(inp).annotate(name="catalogue_culprit")
+    graph = nn.gModule([inp], [node])
+    with pytest.raises(NNGraphError) as info:
+        graph.forward(wrong)
+    assert "catalogue_culprit" in str(info.value)
 
 
 def _exported_types() -> tuple[set[type], set[type]]:
