@@ -75,8 +75,7 @@ class Linear(Module):
 
     def _check(self, x: Array) -> None:
         check(x.ndim >= 1 and x.shape[-1] == self.in_features, self,
-              f"(batch, {self.in_features}) or ({self.in_features},) (any leading axes: "
-              f"{self.in_features} features on the last one)", x)
+              f"(batch, {self.in_features}) or ({self.in_features},)", x)  # or (..., in)
 
     def update_output(self, input: Array) -> Array:
         self._check(input)
