@@ -13,7 +13,8 @@ from .. import backend
 from ..errors import check
 from ..module import Array, Module
 
-__all__ = ["SpatialConvolution", "SpatialConvolutionMM", "SpatialDilatedConvolution", "SpatialFullConvolution",
+__all__ = ["SpatialConvolution", "SpatialConvolutionMM", "SpatialDilatedConvolution",
+           "SpatialFullConvolution",
            "TemporalConvolution", "conv_output_size", "im2col", "col2im"]
 
 

@@ -20,8 +20,8 @@ from .activation import log_softmax, sigmoid, softmax
 __all__ = ["Abs", "Square", "Sqrt", "Power", "Exp", "Log", "Clamp", "HardTanh", "HardShrink",
            "SoftShrink", "SoftPlus", "SoftSign", "LogSigmoid", "SoftMin", "ELU", "LeakyReLU",
            "PReLU", "ReLU6", "Threshold", "GatedLinearUnit", "Normalize", "Mul", "Add",
-           "Bilinear", "SpatialSoftMax", "SpatialLogSoftMax", "CReLU", "Euclidean", "TanhShrink", "Cosine", "softplus",
-           "log_sigmoid", "normalize"]
+           "Bilinear", "SpatialSoftMax", "SpatialLogSoftMax", "CReLU", "Euclidean", "TanhShrink",
+           "Cosine", "softplus", "log_sigmoid", "normalize"]
 
 
 # --------------------------------------------------------------------------------------------
