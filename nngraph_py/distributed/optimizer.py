@@ -1,5 +1,6 @@
 """Data-parallel steps: average the gradients of all processes, then step (Horovod's
-``DistributedOptimizer``; Lua Torch had torch-distlearn's ``AllReduceSGD``)."""
+``DistributedOptimizer``; Lua: torch-distlearn's ``AllReduceSGD``, torchmpi's
+``mpinn.synchronizeGradients``)."""
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping

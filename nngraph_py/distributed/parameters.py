@@ -139,8 +139,8 @@ def check_same(world: World, signature: Any, what: str, root: int = 0) -> None:
 
 
 def broadcast_parameters(model: Any, root: int = 0, world: World | None = None) -> Any:
-    """Make every process hold the root's parameters and buffers (Horovod's
-    ``broadcast_parameters``; Lua Torch has no equivalent).
+    """Make every process hold the root's parameters and buffers (Lua: torchmpi's
+    ``mpinn.synchronizeParameters``; Horovod's ``broadcast_parameters``).
 
     The values are written into the existing arrays, so flat buffers from ``get_parameters`` and
     an optimizer built on them stay valid. Before anything is sent, the processes compare their
