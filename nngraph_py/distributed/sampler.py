@@ -27,7 +27,7 @@ def shard_bounds(n: int, rank: int, size: int) -> tuple[int, int]:
 def shard(n: int, world: Any) -> slice:
     """The part of ``range(n)`` this process takes: contiguous, in rank order, sizes differing
     by at most one, all processes together covering ``range(n)`` once (Lua: torch-dataset's
-    ``partition`` / ``partitions`` options cut a dataset between nodes the same way).
+    ``partition`` / ``partitions`` options split a dataset between nodes).
 
     The share ``len(slice) / n`` is remembered by the world: the next
     :meth:`DistributedOptimizer.step` weights this process's gradient by it, so uneven shards
