@@ -138,6 +138,7 @@ def suite(out: Path) -> None:
                     def part(n):
                         return distributed.shard(n, world)
                 train(model, opt, xs, ys, part, clip, weighting=weighting, device=device)
+                opt.verify()  # raises unless identical on both ranks
                 params = flat(model)
                 states = world.allgather(state_vector(opt))
                 all_params = world.allgather(params)
@@ -208,6 +209,18 @@ def suite(out: Path) -> None:
     report["optimizer_state"] = {"identical": bool(np.array_equal(*gathered)),
                                  "t": world.allgather(opt.state["t"]),
                                  "lr": world.allgather(opt.lr)}
+
+    # ---- verify() finds a process that drifted ----------------------------------------------
+    model = build_model(5)
+    opt = DistributedOptimizer(make_optimizer("adam", model))
+    opt.verify()
+    if world.rank == 1:
+        opt.params[0] += 1e-12
+    try:
+        opt.verify()
+        report["verify"] = world.allgather("no error")
+    except DistributedError as exc:
+        report["verify"] = world.allgather(str(exc))
 
     # ---- mismatched models are refused on every process ------------------------------------
     refusals = {}

@@ -103,6 +103,13 @@ def test_broadcast_carries_batch_normalization_statistics(report: dict) -> None:
     assert b["differed_before"] and b["identical"] and b["root_kept"] and b["same_arrays"]
 
 
+def test_verify_finds_a_drifted_process(report: dict) -> None:
+    """Parameters identical after every equivalence run (verify() passed there); one value off
+    by 1e-12 on rank 1 is reported on both ranks."""
+    assert report["verify"] == ["DistributedOptimizer.verify: the parameters or optimizer state "
+                                "of rank(s) [1] differ from rank 0's"] * 2
+
+
 def test_optimizer_state_broadcast(report: dict) -> None:
     s = report["optimizer_state"]
     assert s["identical"] and s["t"] == [2, 2] and s["lr"] == [0.005, 0.005]

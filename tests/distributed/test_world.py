@@ -251,3 +251,8 @@ def test_gpu_transport_is_chosen_once_and_can_be_forced(monkeypatch: pytest.Monk
     monkeypatch.setattr(transport, "_nccl_module", lambda: None)
     with pytest.raises(RuntimeError, match="cupy.cuda.nccl is not usable here"):
         transport.gpu_transport(World(0, 1, comm=_OneProcessComm()))
+
+
+def test_verify_alone_passes() -> None:
+    opt = DistributedOptimizer(optim.Adam(nn.Linear(2, 2), lr=0.1), World())
+    opt.verify()
