@@ -21,8 +21,8 @@ from .identity import Identity
 from .just import JustElement, JustTable
 from .linear import Linear
 from .normalization import BatchNormalization, LayerNormalization, SpatialBatchNormalization
-from .pooling import (PixelShuffle, SpatialAveragePooling, SpatialDilatedMaxPooling,
-                      SpatialMaxPooling,
+from .pooling import (PixelShuffle, SpatialAdaptiveAveragePooling, SpatialAveragePooling,
+                      SpatialDilatedMaxPooling, SpatialMaxPooling, SpatialUpSamplingBilinear,
                       SpatialReflectionPadding, SpatialReplicationPadding,
                       SpatialUpSamplingNearest, SpatialZeroPadding, TemporalMaxPooling)
 from .reduction import Max, Mean, Min, Sum
@@ -76,4 +76,5 @@ __all__ = [
     "SpatialLogSoftMax", "CReLU", "Euclidean",
     "SpatialConvolutionMM", "SpatialDilatedMaxPooling", "MV", "ZipTable", "ZipTableOneToMany",
     "ZeroGrad", "Collapse", "Constant", "TanhShrink", "Cosine", "L1Cost", "WeightedMSECriterion",
+    "SpatialAdaptiveAveragePooling", "SpatialUpSamplingBilinear",
 ]

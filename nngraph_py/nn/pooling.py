@@ -15,7 +15,8 @@ from .convolution import conv_output_size
 
 __all__ = ["SpatialMaxPooling", "SpatialAveragePooling", "SpatialZeroPadding",
            "SpatialUpSamplingNearest", "TemporalMaxPooling", "SpatialReflectionPadding",
-           "SpatialReplicationPadding", "PixelShuffle", "SpatialDilatedMaxPooling"]
+           "SpatialReplicationPadding", "PixelShuffle", "SpatialDilatedMaxPooling",
+           "SpatialAdaptiveAveragePooling", "SpatialUpSamplingBilinear"]
 
 
 def _window(i: int, j: int, dh: int, dw: int, oh: int, ow: int) -> tuple:
@@ -436,3 +437,121 @@ class PixelShuffle(Module):
 
     def extra_repr(self) -> str:
         return str(self.r)
+
+
+def _adaptive_matrix(n_in: int, n_out: int) -> Any:
+    """``(n_out, n_in)`` host matrix averaging Lua's adaptive windows
+    ``[floor(o n_in / n_out), ceil((o + 1) n_in / n_out))``."""
+    host = backend.array_module("cpu")
+    a = host.zeros((n_out, n_in))
+    for o in range(n_out):  # one row per output position of one axis, not per pixel
+        start, end = (o * n_in) // n_out, -(-((o + 1) * n_in) // n_out)
+        a[o, start:end] = 1.0 / (end - start)
+    return a
+
+
+def _bilinear_matrix(n_in: int, n_out: int) -> Any:
+    """``(n_out, n_in)`` host matrix of Lua's bilinear interpolation (corners aligned; the
+    ratio rounded to float32 as THNN computes it)."""
+    host = backend.array_module("cpu")
+    a = host.zeros((n_out, n_in))
+    ratio = host.float32((n_in - 1) / (n_out - 1)) if n_out > 1 else host.float32(0)
+    for o in range(n_out):
+        r = host.float32(ratio * host.float32(o))
+        i0 = int(r)
+        i1 = i0 + (1 if i0 < n_in - 1 else 0)
+        lam = float(r) - i0
+        a[o, i0] += 1.0 - lam
+        a[o, i1] += lam
+    return a
+
+
+class _SeparableResize(Module):
+    """``y = A_h x A_w^T`` over the last two axes, with per-axis matrices made for each size."""
+
+    input_kind = "array"
+
+    def _sizes(self, h: int, w: int) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def _matrix(self, n_in: int, n_out: int) -> Any:
+        raise NotImplementedError
+
+    def _matrices(self, x: Array) -> tuple[Array, Array]:
+        check(x.ndim in (3, 4), self, "(batch, C, height, width) or (C, height, width)", x)
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        oh, ow = self._sizes(h, w)
+        key = (h, w, oh, ow, backend.device_of(x), x.dtype)
+        cached = getattr(self, "_cache", None)
+        if cached is None or cached[0] != key:
+            a_h = backend.to_device(self._matrix(h, oh).astype(x.dtype), backend.device_of(x))
+            a_w = backend.to_device(self._matrix(w, ow).astype(x.dtype), backend.device_of(x))
+            self._cache = (key, a_h, a_w)
+        return self._cache[1], self._cache[2]
+
+    def _clear_extra_state(self) -> None:
+        self._cache = None
+
+    def update_output(self, input: Array) -> Array:
+        xp = backend.get_array_module(input)
+        a_h, a_w = self._matrices(input)
+        self.output = xp.matmul(xp.matmul(a_h, input), a_w.T)
+        return self.output
+
+    def update_grad_input(self, input: Array, grad_output: Array) -> Array:
+        xp = backend.get_array_module(input)
+        a_h, a_w = self._matrices(input)
+        self.grad_input = xp.matmul(xp.matmul(a_h.T, grad_output), a_w)
+        return self.grad_input
+
+
+class SpatialAdaptiveAveragePooling(_SeparableResize):
+    """Average pooling to a fixed ``(out_h, out_w)`` whatever the input's size (Lua:
+    ``nn.SpatialAdaptiveAveragePooling(W, H)``; windows ``[floor(o H / out_h), ceil((o + 1) H /
+    out_h))``, as Lua's)."""
+
+    def __init__(self, out_w: int, out_h: int | None = None):
+        super().__init__()
+        self.out_w = int(out_w)
+        self.out_h = self.out_w if out_h is None else int(out_h)
+        if min(self.out_w, self.out_h) <= 0:
+            raise ValueError(f"SpatialAdaptiveAveragePooling needs positive sizes, got "
+                             f"{out_w}, {out_h}")
+
+    def _sizes(self, h: int, w: int) -> tuple[int, int]:
+        return self.out_h, self.out_w
+
+    def _matrix(self, n_in: int, n_out: int) -> Any:
+        return _adaptive_matrix(n_in, n_out)
+
+    def extra_repr(self) -> str:
+        return f"{self.out_w}x{self.out_h}"
+
+
+class SpatialUpSamplingBilinear(_SeparableResize):
+    """Bilinear up-sampling with aligned corners (Lua: ``nn.SpatialUpSamplingBilinear(scale)`` or
+    ``({oheight=, owidth=})``): by an integer ``scale``, ``H' = H scale`` (what Lua's code does;
+    its comment says ``(H - 1) scale + 1``), or to ``out_h x out_w``. The interpolation ratio is
+    rounded to float32, as THNN's, so values match Lua's to the last bits."""
+
+    def __init__(self, scale: int | None = None, out_h: int | None = None,
+                 out_w: int | None = None):
+        super().__init__()
+        if (scale is None) == (out_h is None or out_w is None):
+            raise ValueError("SpatialUpSamplingBilinear takes an integer scale or out_h and out_w")
+        if scale is not None and (int(scale) != scale or int(scale) < 1):
+            raise ValueError(f"SpatialUpSamplingBilinear needs an integer scale >= 1, got {scale}")
+        self.scale = None if scale is None else int(scale)
+        self.out_h = None if out_h is None else int(out_h)
+        self.out_w = None if out_w is None else int(out_w)
+
+    def _sizes(self, h: int, w: int) -> tuple[int, int]:
+        if self.scale is not None:
+            return h * self.scale, w * self.scale
+        return self.out_h, self.out_w
+
+    def _matrix(self, n_in: int, n_out: int) -> Any:
+        return _bilinear_matrix(n_in, n_out)
+
+    def extra_repr(self) -> str:
+        return str(self.scale) if self.scale is not None else f"{self.out_h}x{self.out_w}"

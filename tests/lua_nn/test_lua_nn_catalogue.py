@@ -116,6 +116,10 @@ MODULES: dict[str, tuple[Callable[[], Module], Callable[[Any], Any]]] = {
     "MV": (lambda: nn.MV(True), SAME), "ZipTable": (nn.ZipTable, SAME),
     "ZipTableOneToMany": (nn.ZipTableOneToMany, SAME), "Collapse": (lambda: nn.Collapse(2), SAME),
     "TanhShrink": (nn.TanhShrink, SAME), "Cosine": (lambda: nn.Cosine(3, 4), SAME),
+    "SpatialAdaptiveAveragePooling": (lambda: nn.SpatialAdaptiveAveragePooling(3, 2), SAME),
+    "SpatialUpSamplingBilinear": (lambda: nn.SpatialUpSamplingBilinear(2), SAME),
+    "SpatialUpSamplingBilinear-size": (lambda: nn.SpatialUpSamplingBilinear(out_h=4, out_w=7),
+                                       SAME),
 }
 
 W4 = [0.5, 1, 2, 0.25]
@@ -438,6 +442,12 @@ PORTS: dict[str, Callable[[], list]] = {
                                                                nn.Identity()), nn.JoinTable(1)),
                           randn(3, 2))],
     "ZeroGrad": lambda: [],  # its gradient is zero on purpose: tests/nn/test_nn_catalogue.py
+    "SpatialAdaptiveAveragePooling": lambda: [(lambda: nn.SpatialAdaptiveAveragePooling(
+        ri(1, 4), ri(1, 4)), randn(2, 3, ri(4, 7), ri(4, 7)))],
+    "SpatialUpSamplingBilinear": lambda: [(lambda: nn.SpatialUpSamplingBilinear(ri(1, 3)),
+                                           randn(2, 2, 3, 4)),
+                                          (lambda: nn.SpatialUpSamplingBilinear(out_h=5, out_w=6),
+                                           randn(2, 3, 4))],
     "SpatialConvolutionMM": lambda: [(lambda: nn.SpatialConvolutionMM(2, 3, 3, 2, 1, 2, 1, 0),
                                       randn(2, 2, 5, 5))],
 }
@@ -478,5 +488,6 @@ def test_ported_lua_tests_are_lua_tests():
         "SpatialReplicationPadding", "PixelShuffle", "SpatialSoftMax", "SpatialLogSoftMax",
         "CReLU", "Euclidean", "SpatialDilatedMaxPooling", "MV", "BatchMVNoTranspose",
         "BatchMVTranspose", "ZipTable", "ZipTableOneToMany", "Collapse", "Cosine", "L1Cost",
-        "WeightedMSECriterion", "Constant", "ZeroGrad", "SpatialConvolutionMM"}
+        "WeightedMSECriterion", "Constant", "ZeroGrad", "SpatialConvolutionMM",
+        "SpatialAdaptiveAveragePooling", "SpatialUpSamplingBilinear"}
     assert set(PORTS) == lua_names

@@ -714,6 +714,13 @@ CASES += [
     Case("Cosine-1d", lambda: nn.Cosine(3, 2), normal((3,)), cosine_np),
     Case("L1Cost", crit(nn.L1Cost), lambda r: [away_from_zero(r, (3, 4)), np.zeros(1, int)],
          lambda m, x: np.asarray(np.abs(x[0]).sum())),
+    Case("SpatialAdaptiveAveragePooling", lambda: nn.SpatialAdaptiveAveragePooling(3, 2),
+         normal((2, 2, 5, 7)), lambda m, x: torch_fn("adaptive_avg_pool2d", x, (2, 3))),
+    # (by a scale: checked against Lua's values, tests/lua_nn; its ratios are not exact in float32)
+    Case("SpatialUpSamplingBilinear-size-1image",
+         lambda: nn.SpatialUpSamplingBilinear(out_h=5, out_w=9), normal((2, 3, 3)),
+         lambda m, x: torch_fn("interpolate", x[None], size=(5, 9), mode="bilinear",
+                               align_corners=True)[0]),  # ratios exact in float32, as Lua's
     Case("WeightedMSECriterion", crit(lambda: nn.WeightedMSECriterion(np.array([0.5, 2.0, 1.0]))),
          lambda r: [r.standard_normal((4, 3)), r.integers(-2, 3, (4, 3))],
          lambda m, x: np.asarray(((x[0] - x[1] * np.array([0.5, 2.0, 1.0])) ** 2).mean())),
