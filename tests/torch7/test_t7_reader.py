@@ -221,3 +221,16 @@ def test_b32_files_with_four_byte_longs():
     data = (_i(reader.TYPE_TORCH) + _i(1) + _i(3) + b"V 1" + _i(len(st)) + st + _i(2)
             + struct.pack("<2f", 1.5, 2.5))
     assert torch7.loads(data).tolist() == [1.5, 2.5]
+
+
+def test_gmodule_with_an_unknown_module_stays_a_plain_object_when_not_strict(tmp_path):
+    bad = _rename_class(open(fixture("graphs.t7"), "rb").read(), b"nn.Tanh", b"nn.Tanx")
+    path = tmp_path / "graphs_bad.t7"
+    path.write_bytes(bad)
+    with pytest.raises(torch7.Torch7Error, match="nn.Tanx"):
+        torch7.load(path)
+    cases = {c["name"]: c["module"] for c in torch7.load(path, strict=False)["cases"]}
+    nested = cases["nested"]
+    assert isinstance(nested, torch7.TorchObject) and nested.torch_typename == "nn.gModule"
+    assert "forwardnodes" in nested.fields
+    assert isinstance(cases["single"], nn.gModule)  # without a Tanh: converted
