@@ -335,7 +335,26 @@ def fit_check(world, out: Path) -> dict:
     resumed, history, here, _ = run(True, 2, resume=ck, tag="1")
     straight, straight_history, _, _ = run(True, 2, tag="straight")
     losses = [h["val_loss"] for h in history.state.history]
+
+    # Ctrl-C on rank 1 alone, after step 2 of 6: both processes stop at the same step, the root
+    # saves the checkpoint, and both raise TrainingInterrupted.
+    class CtrlC(training.Callback):
+        def on_step_end(self, loop) -> None:
+            if world.rank == 1 and loop.state.global_step == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    model = build_model(300)
+    opt = DistributedOptimizer(make_optimizer("adam", model))
+    stopped = None
+    try:
+        training.fit(model, nn.CrossEntropyCriterion().to("cpu", "float64"), opt, batches,
+                     epochs=2, callbacks=[CtrlC(), training.ModelCheckpoint(out / "ctrlc.npz")],
+                     progress=False)
+    except training.TrainingInterrupted as exc:
+        stopped = [exc.history.state.global_step, exc.checkpoint]
     return {
+        "interrupted": world.allgather(stopped),
+        "interrupt_checkpoint_exists": (out / "ctrlc.npz").exists(),
         "max_diff_vs_single": float(np.max(np.abs(straight - alone))),
         "resumed_diff_vs_single": float(np.max(np.abs(resumed - alone))),
         "val_loss_diff": max(abs(a["val_loss"] - b["val_loss"]) for a, b in

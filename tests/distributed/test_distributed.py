@@ -153,6 +153,9 @@ def test_fit_runs_data_parallel_and_resumes(report: dict) -> None:
     assert f["val_losses_identical_across_ranks"]
     assert f["log_written"] == [True, False] and f["checkpoint_exists"]
     assert f["epochs"] == [1, 2]
+    # Ctrl-C on rank 1 after step 2: seen by both at the next step's agreement (step 3)
+    steps = [row[0] for row in f["interrupted"]]
+    assert steps == [3, 3] and f["interrupt_checkpoint_exists"]
 
 
 def test_cuda_support_of_the_mpi_is_read_from_its_library(report: dict) -> None:
