@@ -251,9 +251,10 @@ class World:
             return comm.bcast(value, root=root)
 
     def sum(self, value: float | Sequence[float]) -> Any:
-        """The sum over all processes of a number (or a list of numbers, element by element)."""
+        """The sum over all processes of a number (or a list of numbers, element by element,
+        as a list), added in rank order: the same result on every process."""
         if self.size == 1:
-            return value
+            return list(value) if isinstance(value, (list, tuple)) else value
         values = self.allgather(value)
         if isinstance(value, (list, tuple)):
             return [sum(column) for column in zip(*values)]
