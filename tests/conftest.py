@@ -22,7 +22,7 @@ DEVICES = ["cpu", "strict", "cuda"]
 _PROFILE = {"deadline": None, "database": None, "print_blob": True,
             "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.filter_too_much]}
-settings.register_profile("ci", max_examples=100, derandomize=True, **_PROFILE)
+settings.register_profile("ci", max_examples=80, derandomize=True, **_PROFILE)
 settings.register_profile(
     "long", max_examples=int(os.environ.get("NNGRAPH_HYPOTHESIS_EXAMPLES", "2000")), **_PROFILE)
 settings.load_profile(os.environ.get("NNGRAPH_HYPOTHESIS", "ci"))

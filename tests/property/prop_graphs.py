@@ -171,7 +171,8 @@ def draw_expr(draw: Any, t: Type, depth: int) -> tuple[Any, Type] | None:
     """A module expression accepting type ``t`` and its output type, or None."""
     kinds = ["leaf"] * 6
     if depth < LIMITS["max_depth"]:
-        kinds += ["sequential", "sequential", "concat", "gmodule", "gmodule", "clone", "clone"]
+        kinds += ["sequential", "sequential", "concat", "gmodule", "gmodule", "clone",
+                  "clone_gmodule"]
         if isinstance(t, Lst) and not any(isinstance(i, Labels) for i in t.items):
             kinds += ["parallel", "parallel"]
         if isinstance(t, Arr) and t.ndim >= 1:
@@ -217,7 +218,7 @@ def draw_expr(draw: Any, t: Type, depth: int) -> tuple[Any, Type] | None:
         if kind == "parallel_dim":
             return Composite("Parallel", (got[0],) * n, args=(in_dim, out_dim)), joined
         return Composite("Concat", (got[0],) * n, args=(out_dim,)), joined
-    if kind == "gmodule":
+    if kind in ("gmodule", "clone_gmodule"):
         if isinstance(t, Lst) and len(t) >= 2 and draw(st.booleans()):
             inputs = list(t.items)  # a gModule of len(t) inputs, given the list
         else:
@@ -225,7 +226,8 @@ def draw_expr(draw: Any, t: Type, depth: int) -> tuple[Any, Type] | None:
         if any(isinstance(i, Labels) for i in inputs):
             return None
         sub = draw_graph(draw, inputs, depth + 1)
-        return Composite("gModule", graph=sub), sub.output_type
+        expr = Composite("gModule", graph=sub)
+        return (Clone(expr) if kind == "clone_gmodule" else expr), sub.output_type
     if kind == "clone":
         got = draw_expr(draw, t, depth + 1)
         return None if got is None else (Clone(got[0]), got[1])
@@ -436,6 +438,8 @@ def _host_value(t: Type, rng: np.random.Generator) -> Any:
         return [_host_value(i, rng) for i in t.items]
     if isinstance(t, Labels):
         return rng.integers(0, t.classes, size=t.shape).astype(np.int64)
+    if t.positive:
+        return np.asarray(rng.uniform(0.1, 1.0, size=t.shape))
     return np.asarray(rng.standard_normal(t.shape))
 
 

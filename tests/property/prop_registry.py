@@ -56,7 +56,8 @@ class Entry:
             with ``ctx.eval(child, x)``. ``args`` is None for modules the engine made itself
             (``node.split``'s SelectTables): read the module's attributes then.
         tags: see the module docstring.
-        weight: relative probability of being drawn among the accepted entries.
+        weight: relative probability of being drawn among the accepted entries (4 by default;
+            the many issue-13 element-wise functions 1 each, so they do not crowd out the rest).
     """
 
     accepts: Callable[[Type], bool]
@@ -65,7 +66,7 @@ class Entry:
     make: Callable[[Any], Any]
     torch: Callable[..., Any]
     tags: set = field(default_factory=set)
-    weight: int = 1
+    weight: int = 4
 
 
 REGISTRY: dict[str, Entry] = {}
@@ -84,8 +85,8 @@ NOT_GRAPHABLE = {
 #: Modules of issue 13 (the catalogue) that have no entry yet: the coverage test accepts them,
 #: and says so; register an entry and remove the name here.
 PENDING = {
-    "LookupTable", "OneHot", "Power", "Clamp", "HardTanh", "HardShrink", "SoftShrink",
-    "SoftMin", "ELU", "PReLU", "ReLU6", "Threshold", "GatedLinearUnit", "Normalize", "Mul",
+    "LookupTable", "OneHot", "Clamp", "HardTanh", "HardShrink", "SoftShrink",
+    "PReLU", "ReLU6", "Threshold", "GatedLinearUnit", "Normalize", "Mul",
     "Add", "Bilinear", "Sum", "Mean", "Max", "Min", "Replicate", "Transpose", "Squeeze",
     "Unsqueeze", "Padding", "Index", "MaskedSelect", "Contiguous", "Copy", "Bottle", "CMaxTable",
     "CMinTable", "CAveTable", "DotProduct", "CosineDistance", "PairwiseDistance", "MM",
@@ -93,8 +94,8 @@ PENDING = {
     "AbsCriterion", "SmoothL1Criterion", "DistKLDivCriterion", "MarginCriterion",
     "SoftMarginCriterion", "MultiMarginCriterion", "MultiLabelSoftMarginCriterion",
     "HingeEmbeddingCriterion", "CosineEmbeddingCriterion", "MarginRankingCriterion",
-    "MultiCriterion", "ParallelCriterion", "Abs", "Square", "Sqrt", "Exp", "Log", "SoftPlus",
-    "SoftSign", "LogSigmoid", "LeakyReLU", "BatchNormalization", "SpatialBatchNormalization",
+    "MultiCriterion", "ParallelCriterion",
+    "BatchNormalization", "SpatialBatchNormalization",
     "LayerNormalization", "SpatialDropout", "WhiteNoise", "L1Penalty", "GradientReversal",
     "TemporalConvolution", "SpatialConvolution", "SpatialMaxPooling", "SpatialAveragePooling",
     "SpatialZeroPadding", "SpatialUpSamplingNearest",
@@ -173,7 +174,7 @@ register("Linear", Entry(
     draw_args=_linear_args,
     out_type=lambda args, t: Arr(t.shape[:-1] + (args[1],)),
     make=lambda args: nn.Linear(*args),
-    torch=_linear_torch, tags={"params"}, weight=3))
+    torch=_linear_torch, tags={"params"}, weight=12))
 
 for _name, _fn, _positive in (("Tanh", torch.tanh, False), ("Sigmoid", torch.sigmoid, True),
                               ("ReLU", torch.relu, False)):
@@ -182,19 +183,19 @@ for _name, _fn, _positive in (("Tanh", torch.tanh, False), ("Sigmoid", torch.sig
         out_type=(lambda args, t, p=_positive: Arr(t.shape, p)),
         make=(lambda args, n=_name: getattr(nn, n)()),
         torch=(lambda ctx, m, args, x, f=_fn: f(x)),
-        tags={"elementwise"}, weight=2))
+        tags={"elementwise"}, weight=8))
 
 register("SoftMax", Entry(
     accepts=lambda t: is_arr(t) and t.ndim in (1, 2), draw_args=_no_args,
     out_type=lambda args, t: Arr(t.shape, True),
     make=lambda args: nn.SoftMax(),
-    torch=lambda ctx, m, args, x: torch.softmax(x, dim=-1), weight=2))
+    torch=lambda ctx, m, args, x: torch.softmax(x, dim=-1), weight=8))
 
 register("LogSoftMax", Entry(
     accepts=lambda t: is_arr(t) and t.ndim in (1, 2), draw_args=_no_args,
     out_type=lambda args, t: Arr(t.shape),
     make=lambda args: nn.LogSoftMax(),
-    torch=lambda ctx, m, args, x: torch.log_softmax(x, dim=-1), weight=3))
+    torch=lambda ctx, m, args, x: torch.log_softmax(x, dim=-1), weight=12))
 
 _CONSTANTS = (-1.5, 0.0, 0.5, 2.0)
 register("MulConstant", Entry(
@@ -227,6 +228,43 @@ register("Dropout", Entry(
     out_type=lambda args, t: Arr(t.shape),
     make=lambda args: nn.Dropout(*args),
     torch=_dropout_torch, tags={"elementwise"}))
+
+
+# Issue 13's element-wise transfer functions (nn/transfer.py): (arguments, torch reference,
+# whether the output is positive). Kinks are only where the torch reference takes the same
+# one-sided derivative (exact zeros come from ReLU and MulConstant(0)); Sqrt and Log read
+# positive values only.
+_TRANSFER = {
+    "Abs": ((), lambda x, a: torch.abs(x), False),
+    "Square": ((), lambda x, a: x * x, False),
+    "Exp": ((), lambda x, a: torch.exp(x), True),
+    "SoftSign": ((), lambda x, a: x / (1 + torch.abs(x)), False),
+    "LogSigmoid": ((), lambda x, a: F.logsigmoid(x), False),
+    "TanhShrink": ((), lambda x, a: x - torch.tanh(x), False),
+    "SoftPlus": ((1.0, 20.0), lambda x, a: F.softplus(x, beta=a[0], threshold=a[1]), True),
+    "ELU": ((1.0,), lambda x, a: F.elu(x, alpha=a[0]), False),
+    "LeakyReLU": ((0.1,), lambda x, a: F.leaky_relu(x, negative_slope=a[0]), False),
+    "Sqrt": ((), lambda x, a: torch.sqrt(x), True),
+    "Log": ((), lambda x, a: torch.log(x), False),
+    "Power": ((2.0,), lambda x, a: x ** a[0], False),
+}
+for _name, (_args, _fn, _positive) in _TRANSFER.items():
+    if not hasattr(nn, _name):
+        continue
+    _needs_positive = _name in ("Sqrt", "Log")
+    register(_name, Entry(
+        accepts=(lambda t, np_=_needs_positive: is_arr(t) and (t.positive or not np_)),
+        draw_args=(lambda draw, t, a=_args: a),
+        out_type=(lambda args, t, p=_positive: Arr(t.shape, p)),
+        make=(lambda args, n=_name: getattr(nn, n)(*args)),
+        torch=(lambda ctx, m, args, x, f=_fn: f(x, args)),
+        tags={"elementwise"}, weight=3 if _needs_positive else 1))
+
+register("SoftMin", Entry(
+    accepts=lambda t: is_arr(t) and t.ndim in (1, 2), draw_args=_no_args,
+    out_type=lambda args, t: Arr(t.shape, True),
+    make=lambda args: nn.SoftMin(),
+    torch=lambda ctx, m, args, x: torch.softmax(-x, dim=-1)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -278,7 +316,7 @@ register("Select", Entry(
     out_type=lambda args, t: t.like(t.shape[:args[0] % t.ndim] + t.shape[args[0] % t.ndim + 1:]),
     make=lambda args: nn.Select(*args),
     torch=lambda ctx, m, args, x: x.select(args[0] % x.dim(), args[1]),
-    weight=2))
+    weight=8))
 
 
 def reshape_shape(shape: tuple, size: tuple) -> tuple:
@@ -363,7 +401,7 @@ register("View", Entry(
     accepts=lambda t: is_arr(t) and t.ndim <= 3, draw_args=_view_args,
     out_type=lambda args, t: t.like(view_shape(t.shape, *args)),
     make=_view_make,
-    torch=lambda ctx, m, args, x: x.reshape(view_shape(tuple(x.shape), *args))))
+    torch=lambda ctx, m, args, x: x.reshape(view_shape(tuple(x.shape), *args)), weight=8))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -386,23 +424,23 @@ def _prod(xs: list) -> Any:
 register("CAddTable", Entry(
     accepts=_same_shapes, draw_args=_no_args,
     out_type=lambda args, t: Arr(t.items[0].shape),
-    make=lambda args: nn.CAddTable(), torch=lambda ctx, m, args, x: _sum(list(x)), weight=3))
+    make=lambda args: nn.CAddTable(), torch=lambda ctx, m, args, x: _sum(list(x)), weight=12))
 
 register("CMulTable", Entry(
     accepts=_same_shapes, draw_args=_no_args,
     out_type=lambda args, t: Arr(t.items[0].shape),
-    make=lambda args: nn.CMulTable(), torch=lambda ctx, m, args, x: _prod(list(x)), weight=2))
+    make=lambda args: nn.CMulTable(), torch=lambda ctx, m, args, x: _prod(list(x)), weight=8))
 
 register("CSubTable", Entry(
     accepts=lambda t: _same_shapes(t) and len(t) == 2, draw_args=_no_args,
     out_type=lambda args, t: Arr(t.items[0].shape),
-    make=lambda args: nn.CSubTable(), torch=lambda ctx, m, args, x: x[0] - x[1], weight=2))
+    make=lambda args: nn.CSubTable(), torch=lambda ctx, m, args, x: x[0] - x[1], weight=8))
 
 register("CDivTable", Entry(
     accepts=lambda t: _same_shapes(t) and len(t) == 2 and t.items[1].positive,
     draw_args=_no_args,
     out_type=lambda args, t: Arr(t.items[0].shape),
-    make=lambda args: nn.CDivTable(), torch=lambda ctx, m, args, x: x[0] / x[1]))
+    make=lambda args: nn.CDivTable(), torch=lambda ctx, m, args, x: x[0] / x[1], weight=12))
 
 
 def _join_axes(t: Type) -> list[int]:
@@ -434,7 +472,7 @@ def _join_out(args: tuple, t: Lst) -> Arr:
 register("JoinTable", Entry(
     accepts=lambda t: bool(_join_axes(t)), draw_args=_join_args, out_type=_join_out,
     make=lambda args: nn.JoinTable(*args),
-    torch=lambda ctx, m, args, x: torch.cat(list(x), dim=args[0] % x[0].dim()), weight=2))
+    torch=lambda ctx, m, args, x: torch.cat(list(x), dim=args[0] % x[0].dim()), weight=8))
 
 
 def _split_args(draw: Any, t: Arr) -> tuple:
@@ -451,7 +489,7 @@ def _split_out(args: tuple, t: Arr) -> Lst:
 register("SplitTable", Entry(
     accepts=lambda t: is_arr(t) and t.ndim >= 1, draw_args=_split_args, out_type=_split_out,
     make=lambda args: nn.SplitTable(*args),
-    torch=lambda ctx, m, args, x: list(torch.unbind(x, dim=args[0] % x.dim())), weight=2))
+    torch=lambda ctx, m, args, x: list(torch.unbind(x, dim=args[0] % x.dim())), weight=8))
 
 
 def _select_table_args(draw: Any, t: Lst) -> tuple:
@@ -543,7 +581,7 @@ register("MSECriterion", Entry(
     draw_args=lambda draw, t: (draw(st.booleans()),),
     out_type=lambda args, t: Arr(()),
     make=lambda args: nn.ModuleFromCriterion(nn.MSECriterion(args[0])),
-    torch=_mse_torch, weight=4))
+    torch=_mse_torch, weight=16))
 
 
 def _label_accepts(t: Type) -> bool:
