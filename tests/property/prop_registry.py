@@ -343,11 +343,6 @@ register("Reshape", Entry(
     torch=lambda ctx, m, args, x: x.reshape(reshape_shape(tuple(x.shape), args))))
 
 
-#: Whether View's rule for several leading axes (Lua: View(6) on (5, 2, 6) -> (10, 6)) is drawn;
-#: engine_bugs #8 until fixed (the suite then checks it against Lua's rule).
-VIEW_LEADING_AXES = True
-
-
 def view_shape(shape: tuple, size: tuple, num_input_dims: int | None) -> tuple:
     """The output shape of ``View(*size)`` on ``shape`` by Lua's ``View:batchsize`` rule.
 
@@ -387,7 +382,8 @@ def _view_args(draw: Any, t: Arr) -> tuple:
         return tuple(size), k
     # batch: examples of the trailing axes, the leading ones the batch
     if t.ndim >= 2:
-        first = 1 if t.ndim == 2 or not VIEW_LEADING_AXES else draw(st.integers(1, t.ndim - 1))
+        # Lua's rule for several leading axes too: View(6) on (5, 2, 6) gives (10, 6)
+        first = 1 if t.ndim == 2 else draw(st.integers(1, t.ndim - 1))
         return _factor(draw, math.prod(t.shape[first:]), draw(st.integers(1, 2))), None
     return _factor(draw, t.size, 1), None
 
