@@ -513,7 +513,7 @@ class Module(Convertible):
         """Put ``new`` where the child ``old`` (at position ``index`` of ``children()``) is."""
         raise InputError(f"{self.describe()} cannot replace its sub-module {old.describe()}")
 
-    def reset(self, stdv: float | None = None) -> "Module":
+    def reset(self, stdv: Any = None) -> "Module":
         """Re-initialise the parameters (Lua: ``reset``); containers and gModules reset every
         member. Modules without parameters do nothing. Returns self."""
         for child in self.children():

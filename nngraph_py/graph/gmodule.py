@@ -52,7 +52,7 @@ def make_plan(order: list[Node], input_nodes: list[Node], index: dict[int, int])
                  gModule._runtime_kind(n, is_input=id(n) in slots))
             for n in order]
 
-_debug = {"on": False, "dir": None}
+_debug: dict[str, Any] = {"on": False, "dir": None}
 
 
 def set_debug(on: bool = True, directory: str | None = None) -> None:
@@ -68,7 +68,7 @@ def set_debug(on: bool = True, directory: str | None = None) -> None:
 
 def get_debug() -> bool:
     """Whether :func:`set_debug` is on."""
-    return _debug["on"]
+    return bool(_debug["on"])
 
 
 def _as_node_list(value: Any, what: str) -> list[Node]:
@@ -353,7 +353,9 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
 
     @staticmethod
     def _name_nodes(order: list[Node]) -> list[str]:
-        names, counts, used = [], {}, {}
+        names: list[str] = []
+        counts: dict[str, int] = {}
+        used: dict[str, str] = {}
         for node in order:
             if node.name is not None:
                 if node.name in used:
@@ -513,6 +515,7 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
 
     def _node_input(self, i: int) -> Any:
         step = self._plan[i]
+        assert self._vals is not None and self._input_cache is not None  # after a forward
         if step.slot >= 0:
             return self._input_cache[step.slot]
         return self._gather(self._vals, step.parents, step.table)

@@ -145,7 +145,7 @@ def _fuse_one(g: gModule, min_group: int) -> int:
     for members in by_parent.values():
         if len(members) < min_group:
             continue
-        group = FusedLinearGroup([plan[i].module for i in members])
+        group = FusedLinearGroup([plan[i].module for i in members])  # type: ignore[misc]
         for k, i in enumerate(members):
             plan[i] = plan[i]._replace(module=_Member(group, k, leader=(k == 0)))
         groups += 1
