@@ -310,6 +310,29 @@ class Module(Convertible):
         for name, p, _ in self._unique_parameters():
             yield name, p
 
+    def named_buffers(self) -> Iterator[tuple[str, Any]]:
+        """Yield ``(dotted name, value)`` of every buffer: non-trainable state listed by a module
+        in ``_buffer_names`` (a batch normalization's running statistics), named as
+        :meth:`named_parameters` names parameters; each module and each array once. (PyTorch:
+        ``named_buffers``; Lua keeps such state as plain fields.)"""
+        seen_modules: set[int] = set()
+        seen_arrays: set[int] = set()
+        stack: list[tuple[str, Module]] = [("", self)]
+        while stack:
+            prefix, m = stack.pop()
+            if id(m) in seen_modules:
+                continue
+            seen_modules.add(id(m))
+            for attr in getattr(m, "_buffer_names", ()):
+                value = getattr(m, attr, None)
+                if backend.is_array(value):
+                    if id(value) in seen_arrays:
+                        continue
+                    seen_arrays.add(id(value))
+                yield prefix + attr, value
+            stack.extend((f"{prefix}{name}.", child)
+                         for name, child in reversed(m.named_children()))
+
     def named_grad_parameters(self) -> Iterator[tuple[str, Array]]:
         """Yield ``(name, gradient array)`` in the order of :meth:`named_parameters`."""
         for name, _, g in self._unique_parameters():

@@ -601,3 +601,16 @@ def test_join_and_split_table_n_input_dims_as_lua():
     parts = split.forward(numpy.ones((7, 3, 5), "float32"))
     assert len(parts) == 3 and parts[0].shape == (7, 5)
     assert split.backward(numpy.ones((7, 3, 5), "float32"), parts).shape == (7, 3, 5)
+
+
+def test_named_buffers_walk_like_named_parameters():
+    from nngraph_py.distributed.parameters import named_buffers
+
+    x = nn.Identity()()
+    bn = nn.BatchNormalization(3)
+    g = nn.gModule([x], [nn.Sequential(nn.Linear(2, 3), bn)(x)])
+    names = [n for n, _ in g.named_buffers()]
+    assert names == [n for n, _ in named_buffers(g)]
+    assert names and all(n.endswith(("running_mean", "running_var")) for n in names)
+    prefix = next(n for n, _ in g.named_parameters() if n.endswith("weight")).rsplit(".", 2)[0]
+    assert names[0].startswith(prefix)
