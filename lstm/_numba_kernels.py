@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 from numba import types
@@ -11,7 +12,7 @@ from .accel import _P, _Q, TANH_CLAMP
 
 __all__ = ["step_forward", "step_backward"]
 
-_JIT = dict(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+_JIT: Any = dict(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 
 
 @numba.njit(inline="always", **_JIT)

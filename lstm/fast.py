@@ -720,7 +720,7 @@ class FusedLSTM:
                  grad_c_n: Any = None) -> tuple[Any, Any, Any]:
         """``(grad_x, grad_h0, grad_c0)`` through the last :meth:`forward`."""
         xp = backend.get_array_module(self.layers[0]._x)
-        g0 = [None] * len(self.layers)
+        g0: list[Any] = [None] * len(self.layers)
         for l in range(len(self.layers) - 1, -1, -1):
             grad_out, g0[l] = self.layers[l].backward(grad_out, [
                 None if grad_h_n is None else grad_h_n[l],

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import numpy
 
@@ -121,9 +121,10 @@ class Recurrent(Module):
         self.state_sizes = [hidden_size] * len(self.carried)
         self.output_state = 0  # the carried state that is the per-step output
         width = self.num_directions * hidden_size
-        self._cell_input_sizes = [input_size if k == 0 else width for k in range(num_layers)
-                                  for _ in range(self.num_directions)]
-        self.cells: list[nn.gModule] = [self._make_cell(n) for n in self._cell_input_sizes]
+        sizes = [input_size if k == 0 else width for k in range(num_layers)
+                 for _ in range(self.num_directions)]
+        self._cell_input_sizes: list[int | None] = list(sizes)
+        self.cells: list[nn.gModule] = [self._make_cell(n) for n in sizes]
         self._init_runtime(optimize)
         self.reset()
 
@@ -131,8 +132,8 @@ class Recurrent(Module):
         self._clones: list[list[nn.gModule]] = [[] for _ in self.cells]
         self._clones_stale = False  # the prototypes' arrays were replaced; re-share on next use
         self._clones_train = self.train
-        self._cell_inputs: list[list[Any]] | None = None  # [cell][t] input given to the clone
-        self._cell_grads: list[list[Any]] | None = None   # [cell][t] its grad_output
+        self._cell_inputs: list[Any] | None = None  # [cell][t] input given to the clone
+        self._cell_grads: list[Any] | None = None   # [cell][t] its grad_output (True: fused)
         self._masks: list[Array | None] | None = None     # [layer] dropout after the layer
         self._mask: Array | None = None                   # (T, B, 1) valid steps, last forward
         self._fused: list[Any] | None = None              # one fused executor per cell
@@ -306,7 +307,7 @@ class Recurrent(Module):
         self._sync_clones()
         for proto, clones in zip(self.cells, self._clones):
             while len(clones) < steps:
-                clones.append(clone_sharing(proto))
+                clones.append(cast(nn.gModule, clone_sharing(proto)))
 
     def _sync_clones(self) -> None:
         # The base Module replaces parameter arrays (get_parameters, to, share) by walking
@@ -347,7 +348,7 @@ class Recurrent(Module):
         saved = self._clones
         self._clones = [[] for _ in saved]
         try:
-            return clone_module(self, *shared_names)
+            return cast("Recurrent", clone_module(self, *shared_names))
         finally:
             self._clones = saved
 
@@ -575,7 +576,7 @@ class Recurrent(Module):
                 runner.acc_grad_parameters(scale)
             return
         self._sync_clones()
-        for clones, inputs, grads in zip(self._clones, self._cell_inputs, self._cell_grads):
+        for clones, inputs, grads in zip(self._clones, self._cell_inputs or [], self._cell_grads):
             for clone, cell_input, grad in zip(clones, inputs, grads):
                 clone.acc_grad_parameters(cell_input, grad, scale)
 

@@ -61,7 +61,8 @@ class Recurrence(Recurrent):
         if not isinstance(cell, Module):
             raise InputError(f"Recurrence: cell must be a gModule [x_t, s_1..s_k] -> "
                              f"[s_1'..s_k'], got {type(cell).__name__}")
-        sizes = list(state_sizes) if isinstance(state_sizes, (list, tuple)) else [state_sizes]
+        sizes: list[Any] = (list(state_sizes) if isinstance(state_sizes, (list, tuple))
+                            else [state_sizes])
         if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0
                             for s in sizes):
             raise ValueError(f"Recurrence: state_sizes must be positive integers, one per "
