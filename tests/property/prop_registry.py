@@ -87,9 +87,9 @@ NOT_GRAPHABLE = {
 PENDING = {
     "LookupTable", "OneHot", "Clamp", "HardTanh", "HardShrink", "SoftShrink",
     "PReLU", "ReLU6", "Threshold", "GatedLinearUnit", "Normalize", "Mul",
-    "Add", "Bilinear", "Sum", "Mean", "Max", "Min", "Replicate", "Transpose", "Squeeze",
-    "Unsqueeze", "Padding", "Index", "MaskedSelect", "Contiguous", "Copy", "Bottle", "CMaxTable",
-    "CMinTable", "CAveTable", "DotProduct", "CosineDistance", "PairwiseDistance", "MM",
+    "Add", "Bilinear", "Max", "Min", "Squeeze",
+    "Padding", "Index", "MaskedSelect", "Contiguous", "Copy", "Bottle", "CMaxTable",
+    "CMinTable", "DotProduct", "CosineDistance", "PairwiseDistance", "MM",
     "MixtureTable", "MapTable", "FlattenTable", "CriterionTable", "BCECriterion",
     "AbsCriterion", "SmoothL1Criterion", "DistKLDivCriterion", "MarginCriterion",
     "SoftMarginCriterion", "MultiMarginCriterion", "MultiLabelSoftMarginCriterion",
@@ -400,6 +400,82 @@ register("View", Entry(
     torch=lambda ctx, m, args, x: x.reshape(view_shape(tuple(x.shape), *args)), weight=8))
 
 
+# Issue 13's reductions and axis moves (nn/reduction.py, nn/selection.py); Replicate's output is a
+# read-only broadcast view, so every consumer of it must leave it alone.
+def _sum_args(draw: Any, t: Arr) -> tuple:
+    return (draw(st.integers(-t.ndim, t.ndim - 1)), draw(st.booleans()), draw(st.booleans()))
+
+
+def _sum_out(args: tuple, t: Arr) -> Arr:
+    axis = args[0] % t.ndim
+    keep = (1,) if not args[2] else ()
+    return Arr(t.shape[:axis] + keep + t.shape[axis + 1:], t.positive)
+
+
+def _sum_torch(ctx: Any, m: Any, args: Any, x: Any) -> Any:
+    axis = args[0] % x.dim()
+    out = x.sum(dim=axis, keepdim=not args[2])
+    return out / x.shape[axis] if args[1] else out
+
+
+if hasattr(nn, "Sum"):
+    register("Sum", Entry(
+        accepts=lambda t: is_arr(t) and t.ndim >= 1, draw_args=_sum_args, out_type=_sum_out,
+        make=lambda args: nn.Sum(args[0], None, args[1], args[2]), torch=_sum_torch))
+    register("Mean", Entry(
+        accepts=lambda t: is_arr(t) and t.ndim >= 1,
+        draw_args=lambda draw, t: (_sum_args(draw, t)[0], True, draw(st.booleans())),
+        out_type=_sum_out,
+        make=lambda args: nn.Mean(args[0], None, args[2]), torch=_sum_torch))
+
+
+def _replicate_torch(ctx: Any, m: Any, args: Any, x: Any) -> Any:
+    n, dim = args
+    y = x.unsqueeze(dim)
+    shape = list(y.shape)
+    shape[dim] = n
+    return y.expand(*shape)
+
+
+if hasattr(nn, "Replicate"):
+    register("Replicate", Entry(
+        accepts=lambda t: is_arr(t) and t.ndim <= 2,
+        draw_args=lambda draw, t: (draw(st.integers(1, 3)), draw(st.integers(0, t.ndim))),
+        out_type=lambda args, t: t.like(t.shape[:args[1]] + (args[0],) + t.shape[args[1]:]),
+        make=lambda args: nn.Replicate(*args), torch=_replicate_torch))
+
+
+def _transpose_out(args: tuple, t: Arr) -> Arr:
+    shape = list(t.shape)
+    for a, b in args:
+        shape[a], shape[b] = shape[b], shape[a]
+    return t.like(tuple(shape))
+
+
+def _transpose_torch(ctx: Any, m: Any, args: Any, x: Any) -> Any:
+    for a, b in args:
+        x = x.transpose(a, b)
+    return x
+
+
+if hasattr(nn, "Transpose"):
+    register("Transpose", Entry(
+        accepts=lambda t: is_arr(t) and t.ndim >= 2,
+        draw_args=lambda draw, t: tuple(
+            (draw(st.integers(0, t.ndim - 1)), draw(st.integers(0, t.ndim - 1)))
+            for _ in range(draw(st.integers(1, 2)))),
+        out_type=_transpose_out,
+        make=lambda args: nn.Transpose(*args), torch=_transpose_torch))
+
+if hasattr(nn, "Unsqueeze"):
+    register("Unsqueeze", Entry(
+        accepts=lambda t: is_arr(t) and t.ndim <= 2,
+        draw_args=lambda draw, t: (draw(st.integers(0, t.ndim)),),
+        out_type=lambda args, t: t.like(t.shape[:args[0]] + (1,) + t.shape[args[0]:]),
+        make=lambda args: nn.Unsqueeze(*args),
+        torch=lambda ctx, m, args, x: x.unsqueeze(args[0])))
+
+
 # ------------------------------------------------------------------------------------------------
 # Tables
 # ------------------------------------------------------------------------------------------------
@@ -426,6 +502,12 @@ register("CMulTable", Entry(
     accepts=_same_shapes, draw_args=_no_args,
     out_type=lambda args, t: Arr(t.items[0].shape),
     make=lambda args: nn.CMulTable(), torch=lambda ctx, m, args, x: _prod(list(x)), weight=8))
+
+if hasattr(nn, "CAveTable"):
+    register("CAveTable", Entry(
+        accepts=_same_shapes, draw_args=_no_args,
+        out_type=lambda args, t: Arr(t.items[0].shape),
+        make=lambda args: nn.CAveTable(), torch=lambda ctx, m, args, x: _sum(list(x)) / len(x)))
 
 register("CSubTable", Entry(
     accepts=lambda t: _same_shapes(t) and len(t) == 2, draw_args=_no_args,
