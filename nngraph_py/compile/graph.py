@@ -141,6 +141,8 @@ class CompiledGraph(Module):
         (4, 2)
     """
 
+    integer_inputs = True  # as gModule: each node checks what it receives
+
     def __init__(self, graph: gModule, no_grad: bool = False):
         super().__init__()
         if not isinstance(graph, gModule):
