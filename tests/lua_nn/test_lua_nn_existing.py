@@ -266,22 +266,57 @@ def test_Dropout() -> None:
     assert abs(m.backward(x, x).mean() - (1 - p)) < 0.05
 
 
+def _inplace_comparison(cls: Any, constant: float, tol: float) -> None:
+    """The in-place half of nn's MulConstant/AddConstant tests: same forward and backward as
+    the copying module, and the input is restored after backward."""
+    rng = np.random.default_rng(3)
+
+    def torch_rand(shape: tuple) -> np.ndarray:  # torch.rand's values: 32 random bits
+        return rng.integers(0, 2**32, size=shape) / 2.0**32
+
+    input1 = torch_rand((4, 3, 5))
+    input2 = input1.copy()
+    module1, module2 = cls(constant, True).double(), cls(constant).double()
+    g1 = rng.random((4, 3, 5))
+    g2 = g1.copy()
+    out1 = module1.forward(input1).copy()
+    assert np.abs(out1 - module2.forward(input2)).max() == 0
+    assert np.abs(module1.backward(input1, g1) - module2.backward(input2, g2)).max() == 0
+    input1 = torch_rand((4, 3, 5))
+    input2 = input1.copy()
+    module1.forward(input1)
+    module1.backward(module1.output, rng.random((4, 3, 5)))
+    assert np.abs(input1 - input2).max() <= tol
+
+
 def test_MulConstant() -> None:
-    """test.lua: nntest.MulConstant (fprop scale, Jacobian; Lua's values)."""
+    """test.lua: nntest.MulConstant (fprop scale, Jacobian, in place; Lua's values)."""
     ref = lua_case(nn.MulConstant(-0.7), "MulConstant")
     x = ref["input"]
     m = nn.MulConstant(-0.7).double()
     assert np.abs(m.forward(x) / x + 0.7).max() < 1e-6
     gradcheck(m, x[:2, :2])
+    _inplace_comparison(nn.MulConstant, 3.7, 1e-15)
 
 
 def test_AddConstant() -> None:
-    """test.lua: nntest.AddConstant (fprop shift, Jacobian; Lua's values)."""
+    """test.lua: nntest.AddConstant (fprop shift, Jacobian, in place; Lua's values; the tensor
+    constant part is test_AddConstant_tensor_constant)."""
     ref = lua_case(nn.AddConstant(1.3), "AddConstant")
     x = ref["input"]
     m = nn.AddConstant(1.3).double()
     assert np.abs(m.forward(x) - x - 1.3).max() < 1e-6
     gradcheck(m, x[:2, :2])
+    _inplace_comparison(nn.AddConstant, 3.7, 0)
+
+
+@pytest.mark.xfail(strict=True, reason="engine_bugs #7")
+def test_AddConstant_tensor_constant() -> None:
+    """test.lua: nntest.AddConstant, its last part (engine_bugs #7): a tensor constant, also
+    broadcast over a batch."""
+    module3 = nn.AddConstant(np.array([1.0, 2, 3])).double()
+    assert np.abs(module3.forward(np.array([-1.0, -2, -3]))).max() == 0
+    assert np.abs(module3.forward(np.array([[-1.0, -2, -3], [-1, -2, -3]]))).max() == 0
 
 
 def test_ParallelTable() -> None:
