@@ -149,3 +149,34 @@ def test_hand_unrolled_gru_trains_identically_with_clones_before_or_after_the_op
     after = _train_hand_unrolled_gru(clones_first=False)
     assert after[-1] < 0.5 * after[0]
     numpy.testing.assert_allclose(before, after, rtol=1e-12)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: GRU(2, 3, 2, bidirectional=True),
+    lambda: GRU(2, 3, optimize=False),
+    lambda: LSTM(2, 3, 2, bidirectional=True),
+    lambda: LSTM(2, 3, bidirectional=True, optimize=False),
+    lambda: RNN(2, 3, bidirectional=True),
+], ids=["gru-fused", "gru-clones", "lstm-fused", "lstm-clones", "rnn"])
+def test_padded_steps_do_not_matter(rng, make):
+    """Regression for the variable-length example: with lengths, what the padding holds changes
+    no output, final state or weight gradient, and the padded inputs get zero gradient."""
+    model = make().double()
+    lengths = numpy.array([5, 2, 3])
+    x = rng.standard_normal((3, 5, 2))
+    noisy = x.copy()
+    for b, n in enumerate(lengths):
+        noisy[b, n:] = rng.standard_normal(noisy[b, n:].shape) * 10
+    results = []
+    for data in (x, noisy):
+        model.zero_grad_parameters()
+        outputs, final = model.forward(data, lengths=lengths)
+        finals = list(final) if isinstance(final, tuple) else [final]
+        gx = model.backward(data, [numpy.ones_like(outputs)] + [numpy.ones_like(f) for f in finals])
+        results.append([outputs.copy(), gx.copy()] + [f.copy() for f in finals]
+                       + [g.copy() for g in model.parameters()[1]])
+    for a, b in zip(*results):
+        numpy.testing.assert_allclose(a, b, atol=1e-12)
+    gx = results[0][1]
+    for b, n in enumerate(lengths):
+        assert not gx[b, n:].any() and gx[b, :n].any()
