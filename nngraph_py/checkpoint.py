@@ -211,7 +211,7 @@ def _digest(array: numpy.ndarray) -> str:
     """The sha256 of an array's values: its bytes in C order, little-endian (so a header edit that
     reinterprets the same bytes, byte order or memory order, changes the digest)."""
     canonical = numpy.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-    return hashlib.sha256(canonical.reshape(-1).view(numpy.uint8)).hexdigest()
+    return hashlib.sha256(canonical.reshape(-1).view(numpy.uint8)).hexdigest()  # type: ignore[arg-type]
 
 
 def _count_nonfinite(array: Any) -> int:
@@ -293,7 +293,7 @@ def _clean_stale_temporaries(path: str) -> list[str]:
     directory = os.path.dirname(os.path.abspath(path))
     name = re.escape(os.path.basename(path))
     new, old = re.compile(_TMP_RE.format(name=name)), re.compile(_OLD_TMP_RE.format(name=name))
-    removed = []
+    removed: list[str] = []
     try:
         entries = os.listdir(directory)
     except OSError:
@@ -337,7 +337,7 @@ def _write_atomically(path: str, arrays: dict[str, numpy.ndarray]) -> None:
     _ACTIVE_TMP.add(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
-            numpy.savez(f, **arrays)
+            numpy.savez(f, **arrays)  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, _file_mode(path))

@@ -229,7 +229,7 @@ def load_idx_dataset(root: PathLike, classes: Sequence[str] = _MNIST_CLASSES) ->
             raise DataFormatError(f"{root} ({split}): images should be uint8 pixels, "
                                   f"got {images.dtype}")
         arrays[f"{split}_labels"] = check_labels(labels, len(classes),
-                                                 os.fspath(paths[f"{split}_labels"]))
+                                                 os.fspath(paths[f"{split}_labels"]))  # type: ignore[arg-type]
     return ImageDataset(
         train_images=_to_unit_float(arrays["train_images"]),
         train_labels=arrays["train_labels"],

@@ -155,7 +155,7 @@ def _reconstruct(subtype: Any, shape: Any, typecode: Any) -> np.ndarray:
     if subtype is not _NDARRAY or shape != (0,) or typecode not in (b"b", "b"):
         raise _refuse(f"_reconstruct({subtype!r:.40}, {shape!r:.40}, {typecode!r:.40}) "
                       f"(arrays are rebuilt from _reconstruct(numpy.ndarray, (0,), b'b'))")
-    return _multiarray._reconstruct(np.ndarray, (0,), b"b")
+    return _multiarray._reconstruct(np.ndarray, (0,), b"b")  # type: ignore[return-value]
 
 
 def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
@@ -221,7 +221,7 @@ def _expected_dtype_state(dtype: np.dtype, state: tuple) -> tuple:
         spec = endian + dtype.str[1:]
     expected = np.dtype(spec)
     _check_dtype(expected, "dtype state")
-    return expected.__reduce__()[2]
+    return expected.__reduce__()[2]  # type: ignore[return-value]
 
 
 def _build_dtype(dtype: np.dtype, state: Any) -> None:
@@ -256,7 +256,7 @@ def _build_array(array: np.ndarray, state: Any) -> None:
     if len(raw) != need or (dtype.itemsize == 0 and math.prod(shape) != 0):
         raise UnsafePickleError(f"array data of {len(raw)} bytes for shape {shape} {dtype} "
                                 f"(which needs {need}): refusing it")
-    array.__setstate__((1, shape, dtype, bool(fortran), bytes(raw)))
+    array.__setstate__((1, shape, dtype, bool(fortran), bytes(raw)))  # type: ignore[arg-type]
 
 
 def _latin1_encode(obj: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
@@ -425,12 +425,12 @@ class ArrayUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
             _build_dtype(inst, state)
         else:
             raise _refuse(f"BUILD on a {type(inst).__name__}")
-    dispatch[pickle.BUILD[0]] = load_build
+    dispatch[pickle.BUILD[0]] = load_build  # type: ignore[assignment]
 
     def load_newobj(self) -> None:
         raise _refuse("NEWOBJ (calling a class's __new__)")
-    dispatch[pickle.NEWOBJ[0]] = load_newobj
-    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj
+    dispatch[pickle.NEWOBJ[0]] = load_newobj  # type: ignore[assignment]
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj  # type: ignore[assignment]
 
     def load_bytearray8(self) -> None:
         (n,) = struct.unpack("<Q", self.read(8))
@@ -438,7 +438,7 @@ class ArrayUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         if len(data) != n:
             raise PickleFormatError(f"BYTEARRAY8 claims {n} bytes, {len(data)} remain: truncated")
         self.append(bytearray(data))
-    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8  # type: ignore[assignment]
 
 
 def _open_maybe_gzip(fileobj: BinaryIO) -> tuple[BinaryIO, int, bool]:

@@ -15,7 +15,7 @@ import argparse
 import io
 import os
 import sys
-from typing import Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 import numpy
 
@@ -128,7 +128,7 @@ def compare(a: Checkpoint, b: Checkpoint, tol: float = 0.0) -> list[dict]:
         (largest absolute difference) and ``rel`` (``||a - b|| / ||a||``).
     """
     pa, pb = a.params, b.params
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, x in pa.items():
         y = pb.get(name)
         if y is None:
