@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy
+
 from .. import backend
 from ..nn.activation import ReLU, Sigmoid, Tanh
 from ..nn.constant import AddConstant, MulConstant
@@ -24,6 +26,7 @@ from ..nn.table import CAddTable, CMulTable, CSubTable
 
 __all__ = ["is_elementwise", "Region"]
 
+_NDARRAY = numpy.ndarray  # numba kernels take plain NumPy arrays only (a type test, no call)
 _TYPES = (Sigmoid, Tanh, ReLU, Identity, CAddTable, CSubTable, CMulTable, MulConstant,
           AddConstant)
 
@@ -44,7 +47,7 @@ class Region:
     its external inputs ``ext`` (plan indices), and the generated forward/backward."""
 
     def __init__(self, nodes: list[int], plan: list[Any], shape: tuple, dtype: Any, xp: Any,
-                 keep: bool):
+                 keep: bool, kernels: str = "numpy"):
         self.nodes, self.root = nodes, nodes[-1]
         inside = set(nodes)
         self.ext: list[int] = []
@@ -65,6 +68,11 @@ class Region:
         exec(compile(self._forward_src, "<nngraph_py.compile region forward>", "exec"), env)
         exec(compile(self._backward_src, "<nngraph_py.compile region backward>", "exec"), env)
         self._fwd, self._bwd = env["forward"], env["backward"]
+        self.kernels = "numpy"
+        if kernels == "numba" and len(shape) == 2 and type(self.vals[0]) is _NDARRAY:
+            self._kernel_src = self._generate_scalar(plan)
+            self._nfwd, self._nbwd = _numba_kernels(self._kernel_src)
+            self.kernels = "numba"
 
     # Names inside the generated source: e0.. external inputs, v0.. node values, g0.. node
     # gradients, ge0.. external input gradients, t a scratch buffer, c0.. constants.
@@ -172,11 +180,101 @@ class Region:
 
     def forward(self, inputs: list[Any]) -> Any:
         """The root's value (a buffer of this region, overwritten by the next call)."""
+        if self.kernels == "numba":
+            self._nfwd(tuple(inputs), tuple(self.vals))
+            return self.vals[-1]
         return self._fwd(inputs, self.vals, self.tmp)
 
     def backward(self, inputs: list[Any], g_root: Any) -> list[Any]:
         """The gradients of the external inputs (buffers of this region), in ``ext`` order."""
+        if self.kernels == "numba":
+            self._nbwd(tuple(inputs), tuple(self.vals), g_root, tuple(self.gext))
+            return self.gext
         return self._bwd(inputs, self.vals, self.gbufs, self.gext, g_root, self.tmp)
+
+    def _generate_scalar(self, plan: list[Any]) -> str:
+        """Source of two loop kernels over ``(rows, cols)``: one pass reads the inputs and writes
+        every node's value; one pass reads the kept values and writes the inputs' gradients."""
+        fwd, bwd, consts = [], [], []
+        for k, i in enumerate(self.nodes):
+            m = plan[i].module
+            a = [self._name(p) for p in plan[i].parents]
+            kind = type(m)
+            if kind in (MulConstant, AddConstant):
+                consts.append(f"c{k} = {m.constant!r}")
+            expr = {Identity: lambda: a[0], Tanh: lambda: f"math.tanh({a[0]})",
+                    Sigmoid: lambda: f"1.0 / (1.0 + math.exp(-{a[0]}))",
+                    ReLU: lambda: f"max({a[0]}, 0.0)",
+                    MulConstant: lambda: f"{a[0]} * c{k}", AddConstant: lambda: f"{a[0]} + c{k}",
+                    CSubTable: lambda: f"{a[0]} - {a[1]}",
+                    CAddTable: lambda: " + ".join(a), CMulTable: lambda: " * ".join(a)}[kind]()
+            fwd.append(f"v{k} = {expr}")
+        grads: dict[str, list[str]] = {}
+        for k in range(len(self.nodes) - 1, -1, -1):
+            i = self.nodes[k]
+            m = plan[i].module
+            a = [self._name(p) for p in plan[i].parents]
+            g = "g_root[r, s]" if k == len(self.nodes) - 1 else f"g{k}"
+            if k != len(self.nodes) - 1:
+                bwd.append(f"g{k} = " + " + ".join(grads.pop(f"v{k}")))
+            kind = type(m)
+            parts: list[tuple[str, str]]
+            if kind in (Identity, AddConstant, CAddTable):
+                parts = [(b, g) for b in a]
+            elif kind is Tanh:
+                parts = [(a[0], f"{g} * (1.0 - v{k} * v{k})")]
+            elif kind is Sigmoid:
+                parts = [(a[0], f"{g} * v{k} * (1.0 - v{k})")]
+            elif kind is ReLU:
+                parts = [(a[0], f"({g} if {a[0]} > 0.0 else 0.0)")]
+            elif kind is MulConstant:
+                parts = [(a[0], f"{g} * c{k}")]
+            elif kind is CSubTable:
+                parts = [(a[0], g), (a[1], f"-{g}")]
+            else:  # CMulTable
+                parts = [(b, " * ".join([g] + [o for jj, o in enumerate(a) if jj != j]))
+                         for j, b in enumerate(a)]
+            for b, term in parts:
+                grads.setdefault(b, []).append(f"({term})")
+        n_e, n_v = len(self.ext), len(self.nodes)
+        load_e = [f"e{k} = E[{k}][r, s]" for k in range(n_e)]
+        load_v = [f"v{k} = V[{k}][r, s]" for k in range(n_v)]
+        store_v = [f"V[{k}][r, s] = v{k}" for k in range(n_v)]
+        store_g = [f"GE[{k}][r, s] = " + " + ".join(grads[f"e{k}"]) for k in range(n_e)]
+        ind = "            "
+        lines = ["def forward(E, V):", *("    " + c for c in consts),
+                 "    for r in range(V[0].shape[0]):", "        for s in range(V[0].shape[1]):",
+                 *(ind + x for x in load_e + fwd + store_v),
+                 "def backward(E, V, g_root, GE):", *("    " + c for c in consts),
+                 "    for r in range(V[0].shape[0]):", "        for s in range(V[0].shape[1]):",
+                 *(ind + x for x in load_e + load_v + bwd + store_g)]
+        return "\n".join(lines) + "\n"
+
+
+_KERNELS: dict[str, tuple[Any, Any]] = {}
+
+
+def numba_available() -> bool:
+    """Whether numba can be imported (the optional ``accel`` extra)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _numba_kernels(src: str) -> tuple[Any, Any]:
+    """The jitted ``(forward, backward)`` of a generated source, compiled once per source."""
+    if src not in _KERNELS:
+        import math
+
+        import numba
+
+        env: dict[str, Any] = {"math": math}
+        exec(compile(src, "<nngraph_py.compile region kernel>", "exec"), env)
+        _KERNELS[src] = (numba.njit(cache=False, fastmath=False)(env["forward"]),
+                         numba.njit(cache=False, fastmath=False)(env["backward"]))
+    return _KERNELS[src]
 
 
 def array_module(x: Any) -> Any:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy
+
 from .. import backend, nest
 from ..errors import GraphError
 from ..graph.gmodule import gModule
@@ -28,7 +30,7 @@ from ..graph.optimize import FusedLinearGroup, _Member
 from ..module import Module
 from ..nn.identity import Identity
 from ..nn.linear import Linear
-from .elementwise import Region, is_elementwise
+from .elementwise import Region, is_elementwise, numba_available
 
 __all__ = ["compile", "CompiledGraph"]
 
@@ -53,7 +55,7 @@ class _Plan:
     fused Linear member), or ``"region"`` (payload: a :class:`Region` whose root is node ``i``).
     """
 
-    def __init__(self, g: gModule, vals: list[Any], keep: bool):
+    def __init__(self, g: gModule, vals: list[Any], keep: bool, kernels: str = "numpy"):
         plan = g._plan
         n = len(plan)
         consumers: list[list[int]] = [[] for _ in range(n)]
@@ -110,7 +112,11 @@ class _Plan:
             if not ok:
                 continue
             xp = backend.get_array_module(vals[root])
-            self.regions[root] = Region(sorted(nodes), plan, shape, dtype, xp, keep)
+            use = kernels
+            if use == "auto":
+                use = "numba" if (numba_available() and type(vals[root]) is numpy.ndarray
+                                  and dtype in (numpy.float32, numpy.float64)) else "numpy"
+            self.regions[root] = Region(sorted(nodes), plan, shape, dtype, xp, keep, use)
             absorbed.update(nodes)
         self.entries: list[tuple[int, str, Any]] = []
         for i, step in enumerate(plan):
@@ -130,6 +136,8 @@ class CompiledGraph(Module):
     Args:
         graph: the gModule; it stays usable on its own (its plan is not changed).
         no_grad: when True, forward never keeps anything for backward (inference only).
+        kernels: how element-wise regions run: ``"numpy"``, ``"numba"`` or ``"auto"`` (see
+            :func:`compile`).
 
     Example:
         >>> import numpy
@@ -143,8 +151,15 @@ class CompiledGraph(Module):
 
     integer_inputs = True  # as gModule: each node checks what it receives
 
-    def __init__(self, graph: gModule, no_grad: bool = False):
+    def __init__(self, graph: gModule, no_grad: bool = False, kernels: str = "auto"):
         super().__init__()
+        if kernels not in ("auto", "numpy", "numba"):
+            raise GraphError(f"compile(): kernels must be 'auto', 'numpy' or 'numba', got "
+                             f"{kernels!r}")
+        if kernels == "numba" and not numba_available():
+            raise GraphError("compile(kernels='numba'): numba is not installed "
+                             "(pip install 'nngraph_py[accel]')")
+        self.kernels = kernels
         if not isinstance(graph, gModule):
             raise GraphError(f"compile() takes a gModule, got {type(graph).__name__}")
         self.graph = graph
@@ -191,7 +206,7 @@ class CompiledGraph(Module):
         if plan is None:
             out = g.update_output(input)
             # Plans are built with gradient buffers unless this wrapper is inference-only.
-            self._plans[key] = _Plan(g, g._vals, keep=not self.no_grad)
+            self._plans[key] = _Plan(g, g._vals, keep=not self.no_grad, kernels=self.kernels)
             self._ran = "graph"
             self.output = out
             return out
@@ -272,9 +287,11 @@ class CompiledGraph(Module):
             if kind == "region":
                 ge = payload.backward([self._vals[p] for p in payload.ext], gr)
                 for p, gp in zip(payload.ext, ge):
-                    # The region's buffers are reused by the next backward: a kept sum copies.
-                    g._accumulate(gouts, owned, p, gp if owned[p] or gouts[p] is not None
-                                  else gp.copy())
+                    # The region's buffers are reused by the next backward: what can reach the
+                    # caller (an input's gradient) is copied; the rest is used within this call.
+                    if gouts[p] is None and steps[p].slot >= 0:
+                        gp = gp.copy()
+                    g._accumulate(gouts, owned, p, gp)
                 continue
             x = self._node_input(i)
             try:
@@ -321,14 +338,18 @@ class CompiledGraph(Module):
         return "compiled " + repr(self.graph)
 
 
-def compile(graph: gModule, no_grad: bool = False) -> CompiledGraph:  # noqa: A001 - the name
+def compile(graph: gModule, no_grad: bool = False,  # noqa: A001 - the name
+            kernels: str = "auto") -> CompiledGraph:
     """Compile a gModule (see :class:`CompiledGraph`): same results, parameters and names.
 
     Args:
         graph: the gModule to run.
         no_grad: inference only (a forward keeps nothing for backward).
+        kernels: element-wise regions as ``"numpy"`` in-place passes, ``"numba"`` loop kernels
+            (2-D float32/float64 NumPy values; others fall back to NumPy passes), or ``"auto"``
+            (numba when importable).
 
     Returns:
         A :class:`CompiledGraph` wrapping ``graph``.
     """
-    return CompiledGraph(graph, no_grad=no_grad)
+    return CompiledGraph(graph, no_grad=no_grad, kernels=kernels)

@@ -89,9 +89,9 @@ def _close(a, b, tol):
     np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
-def _check_equal(g, device, dtype, batches=(3, 5, 3), scale=1.0, compiled=None):
+def _check_equal(g, device, dtype, batches=(3, 5, 3), scale=1.0, kernels="numpy"):
     g.to(device=device, dtype=dtype)
-    c = compiled or compile(g)
+    c = compile(g, kernels=kernels)
     rng = np.random.default_rng(7)
     for batch in batches:
         x, gy = _inputs(g, batch, rng, device, dtype), _grads(g, batch, rng, device, dtype)
@@ -111,6 +111,17 @@ def test_random_graph_compiled_equals_node_by_node(seed, dtype):
     _check_equal(g, "cpu", dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed", range(3))
+def test_random_graph_numba_kernels_equal_node_by_node(seed, dtype):
+    pytest.importorskip("numba")
+    g = random_graph(seed)
+    g._width = 4
+    c = _check_equal(g, "cpu", dtype, kernels="numba")
+    kinds = {r.kernels for p in c._plans.values() for r in p.regions.values()}
+    assert kinds <= {"numba"}
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_random_graph_compiled_equals_node_by_node_every_device(seed, device):
     g = random_graph(seed)
@@ -122,11 +133,18 @@ def test_gru_cell_fuses_and_matches(device):
     g = lstm.make_gru_cell(4, 4)
     g._width = 4
     g.input_nodes  # two inputs of width 4
-    c = _check_equal(g, device, np.float64)
+    c = _check_equal(g, device, np.float64, kernels="auto")
     info = c.plan_info()[0]
     assert info["linear_groups"] == 2  # i2h x3 read x, h2h x3 read prev_h
     assert sorted(info["regions"]) == [5, 5]  # the reset->new and the update regions
     assert info["steps"] < len(g._plan)
+    kinds = {r.kernels for p in c._plans.values() for r in p.regions.values()}
+    # auto: numba kernels for NumPy arrays when numba is installed; NumPy passes otherwise
+    try:
+        import numba  # noqa: F401
+        assert kinds == ({"numba"} if device == "cpu" else {"numpy"})
+    except ImportError:
+        assert kinds == {"numpy"}
 
 
 def test_scale_and_accumulation_match():
@@ -233,7 +251,7 @@ def test_property_graphs_compiled_equals_node_by_node(desc):
         _close(again, ref, 1e-12)
     except AssertionError:
         return  # a stochastic graph (dropout...): node by node differs from itself
-    c = compile(g)
+    c = compile(g, kernels="numpy")  # numba compiles per graph: too slow for many graphs
     for _ in range(2):
         backend.manual_seed(5)
         got = _run(c, g, x, gy)
