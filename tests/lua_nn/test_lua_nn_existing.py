@@ -310,7 +310,6 @@ def test_AddConstant() -> None:
     _inplace_comparison(nn.AddConstant, 3.7, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="engine_bugs #7")
 def test_AddConstant_tensor_constant() -> None:
     """test.lua: nntest.AddConstant, its last part (engine_bugs #7): a tensor constant, also
     broadcast over a batch."""
@@ -631,3 +630,20 @@ def test_Module_replace() -> None:
     replaced = nn.Tanh().replace(lambda m: nn.Sigmoid() if isinstance(m, nn.Tanh) else m)
     assert isinstance(s[1], nn.Tanh)
     assert isinstance(replaced, nn.Sigmoid)
+
+
+def test_Module_listModules() -> None:
+    """test.lua: nntest.Module_listModules (Lua's listModules is modules(): depth first, the
+    module itself first)."""
+    linear, tanh, reshape = nn.Linear(7, 6), nn.Tanh(), nn.Reshape(3, 2)
+    mlp3 = nn.Sequential(linear, tanh, reshape)
+    view, linear2, tanh2 = nn.View(6), nn.Linear(6, 7), nn.Tanh()
+    mlp2 = nn.Sequential(mlp3, view, linear2, tanh2)
+    ident = nn.Identity()
+    concat = nn.ConcatTable(mlp2, ident)
+    add = nn.CAddTable()
+    mlp = nn.Sequential(concat, add)
+    expected = [mlp, concat, mlp2, mlp3, linear, tanh, reshape, view, linear2, tanh2, ident, add]
+    modules = list(mlp.modules())
+    assert len(modules) == len(expected)
+    assert all(m is e for m, e in zip(modules, expected))
