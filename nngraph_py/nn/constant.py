@@ -1,7 +1,13 @@
 """Multiply or shift by a fixed number (Lua: ``nn.MulConstant``, ``nn.AddConstant``)."""
 from __future__ import annotations
 
-from ..errors import ArgumentError
+import numbers
+from typing import Any
+
+import numpy
+
+from .. import backend
+from ..errors import ArgumentError, check
 from ..module import Array, Module
 
 __all__ = ["MulConstant", "AddConstant"]
@@ -49,10 +55,13 @@ class MulConstant(Module):
 
 
 class AddConstant(Module):
-    """``x + constant`` element-wise (Lua: ``nn.AddConstant(constant)``). Any shape.
+    """``x + constant`` element-wise (Lua: ``nn.AddConstant(constant, ip)``). Any shape.
 
     Args:
-        constant: the number added (the output keeps the input's dtype).
+        constant: the number added, or as Lua a 1-D array of one value per feature, added
+            along the last axis (of one example or of each row of a batch); the output keeps the
+            input's dtype. An array constant moves and casts with the module (``double()``
+            computes with the values as given).
         inplace: add into the input array itself (Lua's ``ip``); backward subtracts it back,
             as Lua does, so the producer's output is restored.
 
@@ -61,12 +70,34 @@ class AddConstant(Module):
 
     input_kind = "array"
 
-    def __init__(self, constant: float, inplace: bool = False):
+    def __init__(self, constant: Any, inplace: bool = False):
         super().__init__()
-        self.constant = float(constant)
         self.inplace = bool(inplace)
+        self._given: tuple[float, ...] | None = None  # an array constant, exactly as given
+        if isinstance(constant, numbers.Real):
+            self.constant: Any = float(constant)
+        else:
+            values = numpy.asarray(backend.to_numpy(constant), dtype=numpy.float64)
+            if values.ndim != 1 or values.size == 0:
+                raise ArgumentError(f"AddConstant takes a number or a 1-D array of one value "
+                                    f"per feature, got shape {values.shape}")
+            self._given = tuple(float(v) for v in values)
+            self.constant = backend.to_device(values.astype(self._dtype), self._device)
+
+    def _after_parameters_replaced(self) -> None:
+        # After a conversion, rebuild an array constant from the values as given.
+        if self._given is not None and backend.is_array(self.constant):
+            exact = numpy.asarray(self._given, dtype=numpy.float64)
+            self.constant = backend.to_device(exact, backend.device_of(self.constant),
+                                              self.constant.dtype)
+
+    def _check(self, input: Array) -> None:
+        if self._given is not None:
+            check(input.ndim >= 1 and int(input.shape[-1]) == len(self._given), self,
+                  f"(..., {len(self._given)}): one feature per value of the constant", input)
 
     def update_output(self, input: Array) -> Array:
+        self._check(input)
         if self.inplace:
             input += self.constant
             self.output = input
@@ -82,4 +113,6 @@ class AddConstant(Module):
         return self.grad_input
 
     def extra_repr(self) -> str:
+        if self._given is not None:
+            return "[" + ", ".join(f"{v:g}" for v in self._given) + "]"
         return f"{self.constant:g}"

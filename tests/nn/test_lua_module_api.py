@@ -614,3 +614,17 @@ def test_named_buffers_walk_like_named_parameters():
     assert names and all(n.endswith(("running_mean", "running_var")) for n in names)
     prefix = next(n for n, _ in g.named_parameters() if n.endswith("weight")).rsplit(".", 2)[0]
     assert names[0].startswith(prefix)
+
+
+def test_add_constant_with_one_value_per_feature(device, rng):
+    """test.lua AddConstant (engine_bugs #7): a tensor constant, over a batch too; it converts
+    with the module and keeps its given values through double()."""
+    c = numpy.array([0.1, 0.7, 0.2]) / 3
+    m = nn.AddConstant(c).double().to(device)
+    numpy.testing.assert_array_equal(host(m.constant), c)
+    x = rand(rng, 4, 3)
+    numpy.testing.assert_allclose(host(m.forward(on(device, x))), x + c, rtol=1e-15)
+    assert gradcheck(m, on(device, x)).ok
+    with pytest.raises(ShapeError, match=r"one feature per value"):
+        m.forward(on(device, rand(rng, 4, 2)))
+    assert repr(nn.AddConstant([1, 2])) == "nn.AddConstant([1, 2])"
