@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -119,3 +120,20 @@ def test_resume_refuses_a_changed_architecture(idx_dir: Path, tmp_path: Path) ->
     mnist_lstm.main(["--data-dir", str(idx_dir), "--out", str(tmp_path)] + TINY)
     with pytest.raises(SystemExit, match="--hidden 32 differs from the checkpoint's 16"):
         mnist_lstm.main(["--resume", str(tmp_path / "checkpoint.npz"), "--hidden", "32"])
+
+
+@pytest.mark.parametrize("script", ["mnist_lstm", "air_passengers", "pytorch_network",
+                                    "char_lstm"])
+def test_help_says_reference_result_not_seed_number(script: str, capsys) -> None:
+    """'seed 000' clashed with --seed: the sources are named 'reference' (issue 15)."""
+    module = __import__(script)
+    with pytest.raises(SystemExit):
+        module.parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert not re.search(r"seed ?0\d\d|seed's", text), re.search(r".{40}seed ?0\d\d.{20}", text)
+
+
+def test_result_line_names_the_reference_result(idx_dir: Path, tmp_path: Path, capsys) -> None:
+    mnist_lstm.main(["--data-dir", str(idx_dir), "--out", str(tmp_path)] + TINY)
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("RESULT")]
+    assert "reference_result 97.43 % (pytorch)" in line and "seed" not in line
