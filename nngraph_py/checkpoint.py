@@ -7,6 +7,8 @@ holds only data:
 * ``param/<name>``: every parameter, by its :meth:`Module.named_parameters` name
   (``param/i2h_forget.weight``); an array shared by clones is stored once, under its first name;
 * ``grad/<name>``: their gradients, when asked for;
+* ``buffer/<name>``: every buffer, by its :meth:`Module.named_buffers` name (a batch
+  normalization's running statistics), so evaluate mode after a resume is the same model;
 * ``optim/<key>``: the arrays of an optimizer's ``state_dict()`` (its numbers go in the metadata);
 * ``__meta__.json``: UTF-8 JSON stored as a uint8 array: the format version, the model's repr and
   its :func:`~nngraph_py.inspect.summary.summary` as data (so ``python -m nngraph_py.inspect``
@@ -122,6 +124,12 @@ class Checkpoint(NamedTuple):
     def params(self) -> dict[str, numpy.ndarray]:
         """``{name: array}`` of the parameters, in ``named_parameters`` order."""
         return {p["name"]: self.arrays["param/" + p["name"]] for p in self.meta["parameters"]}
+
+    @property
+    def buffers(self) -> dict[str, numpy.ndarray]:
+        """``{name: array}`` of the buffers (running statistics), in ``named_buffers`` order."""
+        return {b["name"]: self.arrays["buffer/" + b["name"]]
+                for b in self.meta.get("buffers", [])}
 
     @property
     def grads(self) -> dict[str, numpy.ndarray]:
@@ -412,13 +420,19 @@ def save_checkpoint(path: str, model: Module, optimizer_state: Any = None,
             arrays["grad/" + name] = host_g
             entry["grad_sha256"] = _digest(host_g)
         params_meta.append(entry)
+    buffers_meta = []
+    for name, b in model.named_buffers():
+        host = numpy.ascontiguousarray(backend.to_numpy(b))
+        arrays["buffer/" + name] = host
+        buffers_meta.append({"name": name, "shape": list(host.shape), "dtype": host.dtype.name,
+                             "sha256": _digest(host)})
     optimizer_info = None
     if optimizer_state is not None:
         optimizer_info, optim_arrays = _split_optimizer_state(optimizer_state)
         arrays.update(optim_arrays)
     if not allow_nonfinite:
         bad = [(key, _count_nonfinite(a)) for key, a in arrays.items()
-               if key.startswith(("param/", "optim/"))]
+               if key.startswith(("param/", "optim/", "buffer/"))]
         bad = [(key, n) for key, n in bad if n]
         if bad:
             listed = ", ".join(f"{key} ({n} of {arrays[key].size})" for key, n in bad[:8])
@@ -437,6 +451,7 @@ def save_checkpoint(path: str, model: Module, optimizer_state: Any = None,
         "model": {"type": type(model).__name__, "repr": repr(model), "device": model.device,
                   "dtype": numpy.dtype(model.dtype).name, "summary": description.to_dict()},
         "parameters": params_meta,
+        "buffers": buffers_meta,
         "grads": bool(grads),
         "optimizer": optimizer_info,
         "user": dict(meta) if meta is not None else {},
@@ -645,6 +660,11 @@ def _check_meta(path: str, meta: Any) -> None:
     names = [p["name"] for p in params]
     if len(set(names)) != len(names):
         raise bad("a parameter is listed twice")
+    buffers = meta.get("buffers", [])
+    if not isinstance(buffers, list) or not all(entry_ok(b, "name") for b in buffers):
+        raise bad("'buffers' must be a list of {name, shape, dtype}")
+    if len({b["name"] for b in buffers}) != len(buffers):
+        raise bad("a buffer is listed twice")
     if not isinstance(meta.get("grads", False), bool):
         raise bad("'grads' must be true or false")
     model = meta.get("model")
@@ -670,6 +690,7 @@ def _listed(meta: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     if meta.get("grads"):
         listed += [("grad/" + p["name"], {**p, "sha256": p.get("grad_sha256")})
                    for p in meta["parameters"]]
+    listed += [("buffer/" + b["name"], b) for b in meta.get("buffers", [])]
     for entry in (meta.get("optimizer") or {}).get("arrays", []):
         listed.append(("optim/" + entry["key"], entry))
     return listed
@@ -793,6 +814,31 @@ def _model_mismatches(ck: Checkpoint, model: Module) -> list[tuple[str, str]]:
     for name in saved:
         if name not in model_names:
             problems.append((name, f"the checkpoint's parameter {name!r} is not in the model"))
+    return problems + _buffer_mismatches(ck, model)
+
+
+def _buffer_mismatches(ck: Checkpoint, model: Module) -> list[tuple[str, str]]:
+    """Differences between the checkpoint's buffers and the model's. A file written before
+    buffers were stored (no ``"buffers"`` key) leaves the model's buffers as they are."""
+    if "buffers" not in ck.meta:
+        return []
+    saved = {b["name"]: b for b in ck.meta["buffers"]}
+    problems = []
+    mine = dict(model.named_buffers())
+    for name, b in mine.items():
+        entry = saved.get(name)
+        shape = tuple(int(s) for s in b.shape)
+        if entry is None:
+            problems.append((name, f"the model's buffer {name!r} is not in the checkpoint"))
+        elif tuple(entry["shape"]) != shape:
+            problems.append((name, f"buffer {name!r} has shape {tuple(entry['shape'])} in the "
+                                   f"checkpoint but {shape} in the model"))
+        elif entry["dtype"] != numpy.dtype(b.dtype).name:
+            problems.append((name, f"buffer {name!r} is {entry['dtype']} in the checkpoint but "
+                                   f"{numpy.dtype(b.dtype).name} in the model"))
+    for name in saved:
+        if name not in mine:
+            problems.append((name, f"the checkpoint's buffer {name!r} is not in the model"))
     return problems
 
 
@@ -883,6 +929,10 @@ def load_checkpoint(path: str, model: Module | None = None, optimizer: Any = Non
             p[...] = backend.to_device(params[name], backend.device_of(p))
             if name in grads:
                 g[...] = backend.to_device(grads[name], backend.device_of(g))
+        for name, b in model.named_buffers():
+            key = "buffer/" + name
+            if key in ck.arrays:
+                b[...] = backend.to_device(ck.arrays[key], backend.device_of(b))
     return ck
 
 

@@ -732,3 +732,43 @@ def test_find_nonfinite_on_every_backend(device):
     assert find_nonfinite(model, opt) == []
     model.parameters()[0][1][2] = numpy.inf
     assert find_nonfinite(model, opt) == ["param/Linear1.bias"]
+
+
+def test_regression_batchnorm_running_statistics_survive_a_checkpoint(tmp_path):
+    """Buffers (BatchNormalization's running mean/var) were not saved: a resumed model evaluated
+    with the freshly initialised statistics. They are stored as ``buffer/<name>`` now."""
+    from nngraph_py import nn as _nn
+    from nngraph_py.checkpoint import load_checkpoint as _load, save_checkpoint as _save
+
+    def make():
+        return _nn.Sequential(_nn.Linear(4, 3), _nn.BatchNormalization(3), _nn.Tanh()).double()
+
+    np = numpy
+    rng = np.random.default_rng(0)
+    model = make()
+    for _ in range(3):
+        model.forward(rng.normal(2.0, 3.0, (8, 4)))
+    model.evaluate()
+    x = rng.normal(size=(5, 4))
+    want = np.array(model.forward(x))
+    path = _save(str(tmp_path / "bn.npz"), model)
+    fresh = make()
+    ck = _load(path, model=fresh)
+    assert set(ck.buffers) == {name for name, _ in model.named_buffers()}
+    fresh.evaluate()
+    np.testing.assert_array_equal(np.array(fresh.forward(x)), want)
+
+
+def test_regression_checkpoint_buffer_shape_mismatch_is_named(tmp_path):
+    """A buffer of another size is refused by name, nothing loaded."""
+    from nngraph_py import nn as _nn
+    from nngraph_py.checkpoint import CheckpointError as _Err
+    from nngraph_py.checkpoint import load_checkpoint as _load, save_checkpoint as _save
+
+    model = _nn.Sequential(_nn.Linear(4, 3), _nn.BatchNormalization(3)).double()
+    path = _save(str(tmp_path / "bn.npz"), model)
+    other = _nn.Sequential(_nn.Linear(4, 3), _nn.BatchNormalization(3)).double()
+    bn = [m for m in other.modules() if isinstance(m, _nn.BatchNormalization)][0]
+    bn.running_mean = numpy.zeros(5)
+    with pytest.raises(_Err, match="running_mean"):
+        _load(path, model=other)
