@@ -25,8 +25,8 @@ hidden 128; one recurrent layer here, ``Linear(128, 10)`` + cross-entropy on the
 ``ff-train``    4 x (``Linear(512)`` + ``Tanh``), batch 256, a gModule, MSE loss: a training
                 step; ``ff-infer``: forward only in evaluate mode.
 ``compiled``    the same feed-forward graph through ``nngraph_py.compile.compile`` and a GRU
-                cell step compiled and run in a hand loop over the 28 steps (when the compiler
-                is importable).
+                cell step compiled (NumPy passes, and numba kernels when numba is installed) and
+                run in a hand loop over the 28 steps, in the ``ff-*`` and ``gru-train`` cases.
 """
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ def _torch_ff_peer(width: int, depth: int, x: Any, t: Any, train: bool) -> Calla
     return step
 
 
-def _compiled_gru_peer(w: Any, x: Any, y: Any) -> Callable[[], Any] | None:
+def _compiled_gru_peer(w: Any, x: Any, y: Any, kernels: str = "auto") -> Callable[[], Any] | None:
     """A GRU cell step compiled once and run by a hand loop over time (forward and BPTT)."""
     try:
         from nngraph_py.compile import compile as compile_graph
@@ -169,7 +169,7 @@ def _compiled_gru_peer(w: Any, x: Any, y: Any) -> Callable[[], Any] | None:
     from nngraph_py import nn
 
     # One compiled step per time step, sharing the cell's parameters (as Recurrence's clones do).
-    steps = [compile_graph(c) for c in
+    steps = [compile_graph(c, kernels=kernels) for c in
              lstm.clone_many_times(lstm.make_gru_cell(w.input_size, w.hidden), w.steps)]
     cell = steps[0]
     head, crit = nn.Linear(w.hidden, w.classes), nn.CrossEntropyCriterion()
@@ -253,6 +253,13 @@ def build_cases(quick: bool = False, only: set[str] | None = None) -> list[Case]
         if compiled is not None:
             name, peers = cases[0]
             peers.insert(2, ("compiled gru cell, hand loop", compiled))
+            try:
+                import numba  # noqa: F401
+
+                peers.insert(3, ("compiled gru cell (numba), hand loop",
+                                 _compiled_gru_peer(w, x, y, kernels="numba")))
+            except ImportError:
+                pass
     return cases
 
 
