@@ -112,10 +112,13 @@ class _Plan:
             if not ok:
                 continue
             xp = backend.get_array_module(vals[root])
-            use = kernels
-            if use == "auto":
-                use = "numba" if (numba_available() and type(vals[root]) is numpy.ndarray
-                                  and dtype in (numpy.float32, numpy.float64)) else "numpy"
+            # "auto" is NumPy passes for now: measured on the GRU cell (batch 100, hidden 128,
+            # float32), the generated scalar numba loops over the strided Linear slices are
+            # 2-5x slower than NumPy's vectorised exp/tanh (benchmarks/RESULTS.md).
+            use = "numpy" if kernels == "auto" else kernels
+            if use == "numba" and not (type(vals[root]) is numpy.ndarray
+                                       and dtype in (numpy.float32, numpy.float64)):
+                use = "numpy"
             self.regions[root] = Region(sorted(nodes), plan, shape, dtype, xp, keep, use)
             absorbed.update(nodes)
         self.entries: list[tuple[int, str, Any]] = []
@@ -347,7 +350,7 @@ def compile(graph: gModule, no_grad: bool = False,  # noqa: A001 - the name
         no_grad: inference only (a forward keeps nothing for backward).
         kernels: element-wise regions as ``"numpy"`` in-place passes, ``"numba"`` loop kernels
             (2-D float32/float64 NumPy values; others fall back to NumPy passes), or ``"auto"``
-            (numba when importable).
+            (today: NumPy passes, which measured faster than the generated numba loops).
 
     Returns:
         A :class:`CompiledGraph` wrapping ``graph``.
