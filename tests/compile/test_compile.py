@@ -274,3 +274,24 @@ def test_regression_integer_inputs_reach_the_nodes():
     ref = g.forward(i).copy()
     c.forward(i)
     np.testing.assert_allclose(c.forward(i), ref, rtol=1e-6)
+
+
+def test_summary_and_checkpoints_are_the_graphs(tmp_path):
+    from nngraph_py import inspect
+    from nngraph_py.checkpoint import load_checkpoint, save_checkpoint
+
+    g = lstm.make_gru_cell(3, 5)
+    c = compile(g)
+    shapes = [(2, 3), (2, 5)]
+    s_g = inspect.summary(g, shapes, print_table=False)
+    s_c = inspect.summary(c, shapes, print_table=False)
+    assert [r.name for r in s_c.rows] == [r.name for r in s_g.rows]
+    assert s_c.total_params == s_g.total_params
+    # A checkpoint of the compiled module loads into the plain graph and back.
+    path = save_checkpoint(str(tmp_path / "c.npz"), c)
+    plain = lstm.make_gru_cell(3, 5)
+    load_checkpoint(path, plain)
+    assert all((a == b).all() for a, b in zip(plain.parameters()[0], g.parameters()[0]))
+    other = compile(lstm.make_gru_cell(3, 5))
+    load_checkpoint(save_checkpoint(str(tmp_path / "g.npz"), g), other)
+    assert all((a == b).all() for a, b in zip(other.parameters()[0], g.parameters()[0]))
