@@ -19,6 +19,7 @@ from typing import Any
 import numpy
 
 from .. import backend
+from ..errors import GraphError
 from ..nn.activation import ReLU, Sigmoid, Tanh
 from ..nn.constant import AddConstant, MulConstant
 from ..nn.identity import Identity
@@ -187,6 +188,9 @@ class Region:
 
     def backward(self, inputs: list[Any], g_root: Any) -> list[Any]:
         """The gradients of the external inputs (buffers of this region), in ``ext`` order."""
+        if self.gext is None:
+            raise GraphError("this region was planned for inference: it has no gradient "
+                               "buffers")
         if self.kernels == "numba":
             self._nbwd(tuple(inputs), tuple(self.vals), g_root, tuple(self.gext))
             return self.gext

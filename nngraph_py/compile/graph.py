@@ -36,7 +36,7 @@ __all__ = ["compile", "CompiledGraph"]
 
 
 def _key(inputs: list[Any]) -> tuple:
-    out = []
+    out: list[tuple] = []
     for x in inputs:
         if isinstance(x, (list, tuple)):
             out.append(("list", _key(list(x))))
@@ -74,7 +74,7 @@ class _Plan:
         for members in by_parent.values():
             if len(members) < 2:
                 continue
-            group = FusedLinearGroup([plan[i].module for i in members])
+            group = FusedLinearGroup([plan[i].module for i in members])  # type: ignore[misc]
             for k, i in enumerate(members):
                 modules[i] = _Member(group, k, leader=(k == 0))
             self.groups += 1
@@ -209,6 +209,7 @@ class CompiledGraph(Module):
         if plan is None:
             out = g.update_output(input)
             # Plans are built with gradient buffers unless this wrapper is inference-only.
+            assert g._vals is not None  # set by the forward just run
             self._plans[key] = _Plan(g, g._vals, keep=not self.no_grad, kernels=self.kernels)
             self._ran = "graph"
             self.output = out
