@@ -63,7 +63,7 @@ def own_text(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("model", ["lstm", "rnn"])
+@pytest.mark.parametrize("model", ["lstm", "gru", "rnn"])
 def test_own_text_file_trains_then_samples_from_the_checkpoint_alone(
         own_text: Path, tmp_path: Path, model: str, capsys) -> None:
     out = tmp_path / "cv"
