@@ -79,7 +79,7 @@ class BatchNormalization(Module):
         self.invstd: Array | None = None
         self.reset()
 
-    def reset(self) -> "BatchNormalization":
+    def reset(self) -> "BatchNormalization":  # type: ignore[override]  # Lua's reset(): no stdv
         """Weight uniform in [0, 1), bias 0, running mean 0 and variance 1 (Lua: ``reset``)."""
         if self.affine:
             host = backend.host_rng().uniform(0.0, 1.0, size=(self.num_features,))

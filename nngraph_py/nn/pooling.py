@@ -486,8 +486,9 @@ class _SeparableResize(Module):
         if cached is None or cached[0] != key:
             a_h = backend.to_device(self._matrix(h, oh).astype(x.dtype), backend.device_of(x))
             a_w = backend.to_device(self._matrix(w, ow).astype(x.dtype), backend.device_of(x))
-            self._cache = (key, a_h, a_w)
-        return self._cache[1], self._cache[2]
+            self._cache: tuple[Any, Array, Array] | None = (key, a_h, a_w)
+            return a_h, a_w
+        return cached[1], cached[2]
 
     def _clear_extra_state(self) -> None:
         self._cache = None
@@ -548,6 +549,7 @@ class SpatialUpSamplingBilinear(_SeparableResize):
     def _sizes(self, h: int, w: int) -> tuple[int, int]:
         if self.scale is not None:
             return h * self.scale, w * self.scale
+        assert self.out_h is not None and self.out_w is not None  # the constructor checked
         return self.out_h, self.out_w
 
     def _matrix(self, n_in: int, n_out: int) -> Any:
