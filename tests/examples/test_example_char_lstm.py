@@ -111,3 +111,14 @@ def test_resume_refuses_another_model(own_text: Path, tmp_path: Path) -> None:
     char_lstm.main(["--data", str(own_text), "--out", str(tmp_path)] + OWN)
     with pytest.raises(SystemExit, match="--model gru differs from the checkpoint's 'lstm'"):
         char_lstm.main(["--resume", str(tmp_path / "checkpoint.npz"), "--model", "gru"])
+
+
+def test_sampling_an_untrained_checkpoint_is_refused(tmp_path: Path) -> None:
+    from nngraph_py import optim, train
+
+    model = char_lstm.build_model(5, 4, 1, 0.0)
+    path = tmp_path / "untrained.npz"
+    train.save_run(path, model, optim.Adam(model), train.TrainState(),
+                   {"vocab": "abcde", "hidden": 4, "layers": 1, "model": "lstm"})
+    with pytest.raises(SystemExit, match="untrained model .0 steps."):
+        char_lstm.main(["--sample-only", "--resume", str(path)])
