@@ -481,6 +481,9 @@ def _catalogue() -> None:
             _int(_need(o, "pad_t"), "pad_t"), _int(_need(o, "pad_b"), "pad_b")),
         "SpatialUpSamplingNearest": lambda o: nn.SpatialUpSamplingNearest(
             _int(_need(o, "scale_factor"), "scale_factor")),
+        "SpatialAdaptiveAveragePooling": lambda o: nn.SpatialAdaptiveAveragePooling(
+            _int(_need(o, "W"), "W"), _int(_need(o, "H"), "H")),
+        "SpatialUpSamplingBilinear": _upsampling_bilinear,
         "SpatialConvolutionMM": _conv_mm,
         "SpatialDilatedConvolution": with_params(lambda o: nn.SpatialDilatedConvolution(
             *_conv_args(o), _int(_f(o, "dilationW", 1), "dilationW"),
@@ -569,6 +572,14 @@ def _layer_norm(o: TorchObject) -> Module:
         m.register_parameter("bias", flat(shift.bias), flat(shift.grad_bias))
         m.to(dtype=gain.weight.dtype)
     return m
+
+
+def _upsampling_bilinear(o: Any) -> Any:
+    """Lua's ``SpatialUpSamplingBilinear(scale)`` or ``({oheight=, owidth=})``."""
+    if _f(o, "scale_factor") is not None:
+        return nn.SpatialUpSamplingBilinear(_int(_f(o, "scale_factor"), "scale_factor"))
+    return nn.SpatialUpSamplingBilinear(out_h=_int(_need(o, "oheight"), "oheight"),
+                                        out_w=_int(_need(o, "owidth"), "owidth"))
 
 
 def _conv_mm(o: TorchObject) -> Module:

@@ -249,3 +249,13 @@ def test_every_library_module_has_a_converter():
     missing = [n for n in nn.__all__ if n not in have
                and n not in ("Module", "Node", "Container", "Criterion")]
     assert not missing, f"no .t7 converter for {missing}"
+
+
+RESIZE = _load_cases("modules_resize.t7")
+
+
+@pytest.mark.parametrize("case", RESIZE, ids=[c["name"] for c in RESIZE])
+def test_resize_modules_match_lua(case):
+    """SpatialAdaptiveAveragePooling and SpatialUpSamplingBilinear (both Lua constructor forms)
+    load and match Lua's output and gradInput (fixture: make_resize.lua)."""
+    _check_case(case)
