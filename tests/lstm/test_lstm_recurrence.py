@@ -10,7 +10,7 @@ from conftest import on
 from nngraph_py import backend, gradcheck, nn
 from nngraph_py.errors import InputError, ShapeError
 
-from lstm import GRU, LSTM, Recurrence, clone_many_times, make_gru_cell, make_lstm_cell
+from lstm import GRU, LSTM, Recurrence, clone_many_times
 
 
 def peephole_cell(n_in: int, n_h: int) -> nn.gModule:
