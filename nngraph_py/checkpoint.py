@@ -421,7 +421,7 @@ def save_checkpoint(path: str, model: Module, optimizer_state: Any = None,
             entry["grad_sha256"] = _digest(host_g)
         params_meta.append(entry)
     buffers_meta = []
-    for name, b in model.named_buffers():
+    for name, b in _array_buffers(model):
         host = numpy.ascontiguousarray(backend.to_numpy(b))
         arrays["buffer/" + name] = host
         buffers_meta.append({"name": name, "shape": list(host.shape), "dtype": host.dtype.name,
@@ -817,6 +817,12 @@ def _model_mismatches(ck: Checkpoint, model: Module) -> list[tuple[str, str]]:
     return problems + _buffer_mismatches(ck, model)
 
 
+def _array_buffers(model: Module) -> list[tuple[str, Any]]:
+    """The model's buffers that are arrays (a plain number listed as a buffer cannot be written
+    in place, so it is not stored)."""
+    return [(name, b) for name, b in model.named_buffers() if backend.is_array(b)]
+
+
 def _buffer_mismatches(ck: Checkpoint, model: Module) -> list[tuple[str, str]]:
     """Differences between the checkpoint's buffers and the model's. A file written before
     buffers were stored (no ``"buffers"`` key) leaves the model's buffers as they are."""
@@ -824,7 +830,7 @@ def _buffer_mismatches(ck: Checkpoint, model: Module) -> list[tuple[str, str]]:
         return []
     saved = {b["name"]: b for b in ck.meta["buffers"]}
     problems = []
-    mine = dict(model.named_buffers())
+    mine = dict(_array_buffers(model))
     for name, b in mine.items():
         entry = saved.get(name)
         shape = tuple(int(s) for s in b.shape)
@@ -929,7 +935,7 @@ def load_checkpoint(path: str, model: Module | None = None, optimizer: Any = Non
             p[...] = backend.to_device(params[name], backend.device_of(p))
             if name in grads:
                 g[...] = backend.to_device(grads[name], backend.device_of(g))
-        for name, b in model.named_buffers():
+        for name, b in _array_buffers(model):
             key = "buffer/" + name
             if key in ck.arrays:
                 b[...] = backend.to_device(ck.arrays[key], backend.device_of(b))

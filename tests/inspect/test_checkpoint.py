@@ -772,3 +772,25 @@ def test_regression_checkpoint_buffer_shape_mismatch_is_named(tmp_path):
     bn.running_mean = numpy.zeros(5)
     with pytest.raises(_Err, match="running_mean"):
         _load(path, model=other)
+
+
+def test_regression_checkpoint_skips_buffers_that_are_not_arrays(tmp_path):
+    """A module listing a plain number among its buffers (a step counter) broke save/load with
+    AttributeError ('int' has no 'shape'); only array buffers are stored."""
+    from nngraph_py.checkpoint import load_checkpoint as _load, save_checkpoint as _save
+
+    class Counting(nn.Linear):
+        _buffer_names = ("running", "count")
+
+        def __init__(self):
+            super().__init__(3, 2)
+            self.running = numpy.arange(2.0)
+            self.count = 4
+
+    model = Counting().double()
+    path = _save(str(tmp_path / "c.npz"), model)
+    fresh = Counting().double()
+    fresh.running[...] = 0
+    ck = _load(path, model=fresh)
+    assert list(ck.buffers) == ["running"]
+    numpy.testing.assert_array_equal(fresh.running, [0.0, 1.0])
