@@ -264,3 +264,11 @@ def test_monitoring_a_missing_metric_says_what_there_is() -> None:
     with pytest.raises(train.TrainingError, match="'val_loss' is not in .*give val="):
         train.fit(model, nn.MSECriterion(), opt, [(x, y)], progress=False,
                   callbacks=[train.EarlyStopping()])
+
+
+def test_train_is_an_attribute_of_the_package():
+    """``import nngraph_py; nngraph_py.train.fit`` (the issue's name) works without importing
+    the subpackage by hand (it raised AttributeError)."""
+    import nngraph_py
+
+    assert nngraph_py.train.fit is not None and "train" in nngraph_py.__all__
