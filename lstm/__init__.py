@@ -10,9 +10,10 @@ nn.LSTM(10 -> 20, layers=2)
 
 ``cell.py`` holds the recipes (``lstm_cell``, ``gru_cell``, ``rnn_cell``), ``model.py`` the
 stacked (and bidirectional) models over whole sequences (``LSTM``, ``GRU``, ``RNN``, with
-``lengths``), ``recurrence.py`` ``Recurrence`` (any user cell run over time), ``fast.py`` the fused
-executors of the recipes, ``clones.py`` the per-step clones sharing parameters, ``tbptt.py``
-truncated BPTT with a carried state, ``torch_compat.py`` PyTorch's weight layout.
+``lengths``), ``recurrence.py`` ``Recurrence`` (any user cell run over time), ``tbptt.py``
+truncated BPTT with a carried state, ``torch_compat.py`` PyTorch's weight layout. The executors
+that run cells fast are the graph compiler's (:mod:`nngraph_py.compile`); ``fast.py``,
+``accel.py`` and ``clones.py`` re-export the engine's under their historical names.
 """
 from .cell import (GRU_GATES, LSTM_GATES, gru_cell, lstm_cell, make_gru_cell, make_lstm_cell,
                    make_rnn_cell, rnn_cell)

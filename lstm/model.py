@@ -37,13 +37,13 @@ from typing import Any, cast
 import numpy
 
 from nngraph_py import backend, nest, nn
+from nngraph_py.clones import clone_module, clone_sharing, share_parameters
+from nngraph_py.compile.recipes import FusedGRULayer, FusedLSTMLayer, RecipeMismatch
 from nngraph_py.errors import GraphError, InputError, ShapeError, shape_str
 from nngraph_py.module import Array, Module
 from nngraph_py.nn.dropout import dropout_noise
 
 from .cell import RNN_ACTIVATIONS, make_gru_cell, make_lstm_cell, make_rnn_cell
-from .clones import clone_module, clone_sharing, share_parameters
-from .fast import FusedGRULayer, FusedLSTMLayer, RecipeMismatch
 
 __all__ = ["Recurrent", "LSTM", "GRU", "RNN", "lengths_mask"]
 

@@ -9,7 +9,7 @@ from conftest import on
 from nngraph_py import backend, nn
 from lstm.cell import lstm_cell, make_lstm_cell
 from lstm.clones import clone_many_times
-from lstm import fast
+from nngraph_py.compile import recipes as fast
 from lstm.fast import FusedLSTM, RecipeMismatch, match_lstm_cell
 
 

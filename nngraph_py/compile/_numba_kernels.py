@@ -1,4 +1,4 @@
-"""The numba kernels behind :mod:`lstm.accel` (imported on first use; see there)."""
+"""The numba kernels behind :mod:`nngraph_py.compile.accel` (imported on first use; see there)."""
 from __future__ import annotations
 
 import math
