@@ -211,6 +211,8 @@ class FusedLSTMLayer:
     mask of valid steps ``(T, batch, 1)`` booleans (None: all valid).
     """
 
+    kind = "recipe-lstm"
+
     def __init__(self, cell: gModule, kernels: str = "auto"):
         if kernels not in ("auto", "numpy", "numba"):
             raise ValueError(f"kernels must be 'auto', 'numpy' or 'numba', got {kernels!r}")
@@ -288,7 +290,8 @@ class FusedLSTMLayer:
             self.buffers[key] = got
         return got
 
-    def forward(self, x: Any, state0: Sequence[Any], mask: Any = None) -> tuple[Any, list[Any]]:
+    def forward(self, x: Any, state0: Sequence[Any], mask: Any = None,
+                keep: bool = True) -> tuple[Any, list[Any]]:
         """``(outputs (T, B, H), [h_n, c_n])`` from ``x`` and ``state0 = [h0, c0]`` (None for
         zeros). Where ``mask`` is False the state is kept and the output is zero.
 
@@ -501,6 +504,8 @@ class FusedGRULayer:
     Arrays are time-major as in :class:`FusedLSTMLayer`; the state is ``[h]``.
     """
 
+    kind = "recipe-gru"
+
     def __init__(self, cell: gModule):
         self.cell = match_gru_cell(cell)
         self.buffers: dict[tuple, dict[str, Any]] = {}
@@ -559,7 +564,8 @@ class FusedGRULayer:
             self.buffers[key] = got
         return got
 
-    def forward(self, x: Any, state0: Sequence[Any], mask: Any = None) -> tuple[Any, list[Any]]:
+    def forward(self, x: Any, state0: Sequence[Any], mask: Any = None,
+                keep: bool = True) -> tuple[Any, list[Any]]:
         """``(outputs (T, B, H), [h_n])`` from ``x`` and ``state0 = [h0]`` (None for zeros);
         where ``mask`` is False the state is kept and the output is zero."""
         xp = backend.get_array_module(x)
@@ -731,3 +737,33 @@ class FusedLSTM:
         """Accumulate every layer's weight gradients (see :class:`FusedLSTMLayer`)."""
         for layer in self.layers:
             layer.acc_grad_parameters(scale)
+
+
+# ------------------------------------------------------------------------------------------------
+# The recipe passes of the compiler (nngraph_py.compile.sequence.compile_sequence tries them first)
+# ------------------------------------------------------------------------------------------------
+def _lstm_pass(cell: gModule, signature: Any, kernels: str) -> FusedLSTMLayer | None:
+    """The fused LSTM executor when ``cell`` is the recipe carried as ``(h, c)``, else None."""
+    if signature.state_inputs != (2, 1) or signature.state_outputs != (1, 0) \
+            or signature.x != 0 or signature.output_state != 0:
+        return None
+    try:
+        match_lstm_cell(cell)
+    except RecipeMismatch:
+        return None
+    return FusedLSTMLayer(cell, kernels=kernels)
+
+
+def _gru_pass(cell: gModule, signature: Any, kernels: str) -> FusedGRULayer | None:
+    """The fused GRU executor when ``cell`` is the GRU recipe carried as ``(h,)``, else None."""
+    if signature.state_inputs != (1,) or signature.state_outputs != (0,) or signature.x != 0:
+        return None
+    try:
+        match_gru_cell(cell)
+    except RecipeMismatch:
+        return None
+    return FusedGRULayer(cell)
+
+
+#: The recipe passes, in order: each returns an executor or None.
+MATCHERS = (_lstm_pass, _gru_pass)
