@@ -114,6 +114,11 @@ class SequenceExecutor(Protocol):
         """Add ``scale`` times the parameter gradients of the last backward to the cell's."""
         ...
 
+    def invalidate(self) -> None:
+        """The cell's parameter arrays, device, dtype or mode changed: drop whatever is bound to
+        the old ones (buffers, clones' shared arrays); the next forward rebuilds it."""
+        ...
+
 
 def compile_sequence(cell: gModule, signature: CellSignature, kernels: str = "auto",
                      recipes: bool = True) -> SequenceExecutor:
