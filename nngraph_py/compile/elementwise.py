@@ -1,286 +1,476 @@
-"""Element-wise regions of a graph fused into one generated function, forward and backward.
+"""Element-wise regions of a graph, fused into generated code, forward and backward.
 
-A *region* is a tree of element-wise nodes (``Sigmoid``, ``Tanh``, ``ReLU``, ``Identity``,
-``CAddTable``, ``CSubTable``, ``CMulTable``, ``MulConstant``, ``AddConstant``) whose inner nodes
-each feed exactly one node of the region and nothing else: the GRU's
-``tanh(i2h_new + sigmoid(i2h_r + h2h_r) * h2h_new)`` is one region with five external inputs.
-For every region, Python source is generated once per (shapes, dtype): the forward writes each
-node into a buffer planned once and reused across calls, with in-place NumPy ufunc passes
-(``out=``); the backward walks the tree in reverse, computing each input's gradient in place from
-the kept buffers. Nodes of a region have their own ``output`` left as the last node-by-node run
-set it: the region's buffers are its state.
+A *region* is a set of element-wise nodes of one shape (``Sigmoid``, ``Tanh``, ``ReLU``, ``Exp``,
+``Square``, ``Identity``, ``CAddTable``, ``CSubTable``, ``CMulTable``, ``MulConstant``,
+``AddConstant``) connected by their edges: any DAG, a node may feed several nodes of the region.
+What the region reads from outside are its *external inputs*; the members whose values are needed
+outside (by other nodes, as graph outputs, as carried state) are *exposed*. The GRU step
+``h' = (1 - z) * tanh(a_n + r * b_n) + z * h`` with ``r = sigmoid(a_r + b_r)`` and
+``z = sigmoid(a_z + b_z)`` is one region with seven external inputs and one exposed member.
+
+From a region the compiler generates, once per (shapes, dtype):
+
+* **NumPy passes** (any backend's array module, the strict one included): the forward writes each
+  member into an array the caller owns (planned once, reused) with in-place ufuncs (``out=``); the
+  backward walks the members in reverse, computing each input's gradient in place from the kept
+  values, aliasing a gradient where a node passes it through unchanged;
+* **numba loop kernels** (float32/float64 NumPy arrays of rank 2): one loop over rows and columns
+  forward, one backward, reading each operand once; ``tanh`` for float32 is the vectorisable
+  rational function of :mod:`nngraph_py.compile.accel` (within 0.52 ulp), and the logistic
+  function is ``0.5 * tanh(x / 2) + 0.5`` everywhere, as in the recipe kernels;
+* the same expressions in C for CuPy's ``ElementwiseKernel`` (:func:`cuda_source`).
 
 No Lua Torch original: nngraph runs every node through its module.
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy
 
-from .. import backend
 from ..errors import GraphError
 from ..nn.activation import ReLU, Sigmoid, Tanh
 from ..nn.constant import AddConstant, MulConstant
 from ..nn.identity import Identity
 from ..nn.table import CAddTable, CMulTable, CSubTable
+from ..nn.transfer import Exp, Square
 
-__all__ = ["is_elementwise", "Region"]
+__all__ = ["is_elementwise", "Op", "Region", "numba_available"]
 
 _NDARRAY = numpy.ndarray  # numba kernels take plain NumPy arrays only (a type test, no call)
-_TYPES = (Sigmoid, Tanh, ReLU, Identity, CAddTable, CSubTable, CMulTable, MulConstant,
-          AddConstant)
+
+#: Module type -> op name. Table modules take lists; the others one array.
+_OPS: dict[type, str] = {Identity: "identity", Tanh: "tanh", Sigmoid: "sigmoid", ReLU: "relu",
+                         Exp: "exp", Square: "square", MulConstant: "mulc", AddConstant: "addc",
+                         CAddTable: "add", CSubTable: "sub", CMulTable: "mul"}
+_TABLE_OPS = {"add", "sub", "mul"}
 
 
 def is_elementwise(module: Any, table: bool, n_parents: int) -> bool:
-    """Whether the compiler can fuse this node (in-place variants and odd arities are left)."""
-    if type(module) not in _TYPES or getattr(module, "inplace", False):
+    """Whether the compiler can fuse this node (in-place variants, array constants and odd
+    arities are left to their modules)."""
+    op = _OPS.get(type(module))
+    if op is None or getattr(module, "inplace", False):
         return False
-    if type(module) in (CAddTable, CMulTable):
+    if op in ("mulc", "addc") and not isinstance(module.constant, (int, float)):
+        return False
+    if op in ("add", "mul"):
         return table and n_parents >= 1
-    if type(module) is CSubTable:
+    if op == "sub":
         return table and n_parents == 2
     return not table and n_parents == 1
 
 
+@dataclass(frozen=True)
+class Op:
+    """One member of a region: ``kind`` (see ``_OPS``) over ``args``, each ``("e", j)`` (external
+    input ``j``) or ``("v", k)`` (member ``k``), with ``const`` for ``mulc``/``addc``."""
+
+    kind: str
+    args: tuple[tuple[str, int], ...]
+    const: float = 0.0
+
+
+def region_ops(nodes: Sequence[int], plan: Sequence[Any]) -> tuple[list[Op], list[int]]:
+    """The ops of the members ``nodes`` (plan indices, topological order) and the external inputs
+    they read (plan indices, in first-use order)."""
+    where = {i: k for k, i in enumerate(nodes)}
+    ext: list[int] = []
+    ops = []
+    for i in nodes:
+        step = plan[i]
+        args = []
+        for p in step.parents:
+            if p in where:
+                args.append(("v", where[p]))
+            else:
+                if p not in ext:
+                    ext.append(p)
+                args.append(("e", ext.index(p)))
+        m = step.module
+        kind = _OPS[type(m)]
+        const = float(m.constant) if kind in ("mulc", "addc") else 0.0
+        ops.append(Op(kind, tuple(args), const))
+    return ops, ext
+
+
+# ------------------------------------------------------------------------------------------------
+# Gradient rules, as scalar expressions (shared by the numba and CUDA printers)
+# ------------------------------------------------------------------------------------------------
+def _scalar_forward(op: Op, a: list[str], lit: Any) -> str:
+    k = op.kind
+    if k == "identity":
+        return a[0]
+    if k == "tanh":
+        return f"TANH({a[0]})"
+    if k == "sigmoid":
+        return f"({lit(0.5)} * TANH({lit(0.5)} * {a[0]}) + {lit(0.5)})"
+    if k == "relu":
+        return f"MAX0({a[0]})"
+    if k == "exp":
+        return f"EXP({a[0]})"
+    if k == "square":
+        return f"({a[0]} * {a[0]})"
+    if k == "mulc":
+        return f"({a[0]} * {lit(op.const)})"
+    if k == "addc":
+        return f"({a[0]} + {lit(op.const)})"
+    if k == "sub":
+        return f"({a[0]} - {a[1]})"
+    sep = " + " if k == "add" else " * "
+    return "(" + sep.join(a) + ")"
+
+
+def _scalar_grads(op: Op, a: list[str], y: str, g: str, lit: Any) -> list[str]:
+    """The gradient contribution of ``op`` to each of its arguments, given its output ``y`` and
+    its gradient ``g`` (scalar expressions)."""
+    k = op.kind
+    one = lit(1.0)
+    if k in ("identity", "addc", "add"):
+        return [g] * len(a)
+    if k == "tanh":
+        return [f"({g} * ({one} - {y} * {y}))"]
+    if k == "sigmoid":
+        return [f"({g} * {y} * ({one} - {y}))"]
+    if k == "relu":
+        return [f"POS({a[0]}, {g})"]
+    if k == "exp":
+        return [f"({g} * {y})"]
+    if k == "square":
+        return [f"({lit(2.0)} * {a[0]} * {g})"]
+    if k == "mulc":
+        return [f"({g} * {lit(op.const)})"]
+    if k == "sub":
+        return [g, f"(-{g})"]
+    return ["(" + " * ".join([g] + [o for jj, o in enumerate(a) if jj != j]) + ")"
+            for j in range(len(a))]
+
+
 class Region:
-    """One fused region: ``nodes`` (plan indices, in topological order, the last is the root),
-    its external inputs ``ext`` (plan indices), and the generated forward/backward."""
+    """One fused region (see the module docstring).
 
-    def __init__(self, nodes: list[int], plan: list[Any], shape: tuple, dtype: Any, xp: Any,
-                 keep: bool, kernels: str = "numpy"):
-        self.nodes, self.root = nodes, nodes[-1]
-        inside = set(nodes)
-        self.ext: list[int] = []
-        for i in nodes:
-            for p in plan[i].parents:
-                if p not in inside and p not in self.ext:
-                    self.ext.append(p)
-        self.xp = xp
-        self.shape, self.dtype = shape, dtype
-        # One buffer per node (value) and, for backward, one gradient buffer per node and per
-        # external input, allocated once here and reused by every call.
-        self.vals = [xp.empty(shape, dtype=dtype) for _ in nodes]
-        self.gbufs = [xp.empty(shape, dtype=dtype) for _ in nodes] if keep else None
-        self.gext = [xp.empty(shape, dtype=dtype) for _ in self.ext] if keep else None
-        self.tmp = xp.empty(shape, dtype=dtype)
-        self._forward_src, self._backward_src = self._generate(plan)
-        env = {"xp": xp}
-        exec(compile(self._forward_src, "<nngraph_py.compile region forward>", "exec"), env)
-        exec(compile(self._backward_src, "<nngraph_py.compile region backward>", "exec"), env)
-        self._fwd, self._bwd = env["forward"], env["backward"]
-        self.kernels = "numpy"
-        if kernels == "numba" and len(shape) == 2 and type(self.vals[0]) is _NDARRAY:
-            self._kernel_src = self._generate_scalar(plan)
-            self._nfwd, self._nbwd = _numba_kernels(self._kernel_src)
-            self.kernels = "numba"
+    Args:
+        nodes: plan indices of the members, in topological order.
+        plan: the graph's plan (``Step`` entries).
+        exposed: members (plan indices) whose values and gradients cross the region's boundary.
+        shape, dtype: of every member and external input.
+        xp: the array module.
+        keep: whether backward will be called (gradient scratch is planned only then).
+        kernels: ``"numpy"``, ``"numba"`` or ``"auto"`` (numba for rank-2 float NumPy arrays
+            when numba is installed).
 
-    # Names inside the generated source: e0.. external inputs, v0.. node values, g0.. node
-    # gradients, ge0.. external input gradients, t a scratch buffer, c0.. constants.
-    def _name(self, p: int) -> str:
-        return f"v{self.nodes.index(p)}" if p in self.nodes else f"e{self.ext.index(p)}"
+    Attributes:
+        ext: plan indices of the external inputs, in the order ``forward`` takes them.
+        kernels: what runs (``"numpy"`` or ``"numba"``).
+    """
 
-    def _generate(self, plan: list[Any]) -> tuple[str, str]:
-        fwd = ["def forward(E, V, T):", "    " + ", ".join(f"e{k}" for k in
-                                                          range(len(self.ext))) + ", = E",
-               "    " + ", ".join(f"v{k}" for k in range(len(self.nodes))) + ", = V"]
-        consts: dict[str, float] = {}
-        for k, i in enumerate(self.nodes):
-            m = plan[i].module
-            a = [self._name(p) for p in plan[i].parents]
+    def __init__(self, nodes: Sequence[int], plan: Sequence[Any], exposed: Sequence[int],
+                 shape: tuple, dtype: Any, xp: Any, keep: bool, kernels: str = "numpy"):
+        self.nodes = list(nodes)
+        self.ops, self.ext = region_ops(self.nodes, plan)
+        self.exposed = [self.nodes.index(i) for i in exposed]
+        self.xp, self.shape, self.dtype = xp, tuple(shape), numpy.dtype(dtype)
+        n = len(self.nodes)
+        # How many gradient contributions each member / external input receives (static).
+        self._uses = {("v", k): 0 for k in range(n)}
+        self._uses.update({("e", j): 0 for j in range(len(self.ext))})
+        for op in self.ops:
+            for arg in op.args:
+                self._uses[arg] += 1
+        use_numba = kernels in ("numba", "auto") and numba_available() and len(shape) == 2 \
+            and xp is numpy and self.dtype in (numpy.float32, numpy.float64)
+        if kernels == "numba" and not use_numba:
+            use_numba = False  # other arrays: the NumPy passes (documented)
+        self.kernels = "numba" if use_numba else "numpy"
+        if self.kernels == "numba":
+            self.source = self._numba_source()
+            self._fwd, self._bwd = _numba_compile(self.source)
+            self._gext = [xp.empty(shape, dtype=dtype) for _ in self.ext] if keep else None
+        else:
+            self.source = self._numpy_source()
+            env: dict[str, Any] = {"xp": xp}
+            exec(compile(self.source, "<nngraph_py.compile region>", "exec"), env)  # noqa: S102
+            self._fwd, self._bwd = env["forward"], env["backward"]
+            # Scratch: one gradient buffer per member and external input, one temporary.
+            self._gv = [xp.empty(shape, dtype=dtype) for _ in range(n)] if keep else None
+            self._gext = [xp.empty(shape, dtype=dtype) for _ in self.ext] if keep else None
+            self._tmp = xp.empty(shape, dtype=dtype)
+
+    # ------------------------------------------------------------------------------------------
+    def forward(self, ext: Sequence[Any], vals: Sequence[Any]) -> None:
+        """Compute every member into ``vals`` (arrays of the region's shape, one per member)."""
+        if self.kernels == "numba":
+            self._fwd(tuple(ext), tuple(vals))
+        else:
+            self._fwd(ext, vals, self._tmp)
+
+    def backward(self, ext: Sequence[Any], vals: Sequence[Any],
+                 g_exposed: Sequence[Any]) -> list[Any]:
+        """The gradients of the external inputs (in ``ext`` order), given those of the exposed
+        members (in ``exposed`` order). The arrays returned belong to the region (or are the given
+        gradients themselves, passed through): use them before the next call."""
+        if self._gext is None:
+            raise GraphError("this region was planned for inference: it has no gradient buffers")
+        if self.kernels == "numba":
+            self._bwd(tuple(ext), tuple(vals), tuple(g_exposed), tuple(self._gext))
+            return self._gext
+        return self._bwd(ext, vals, g_exposed, self._gv, self._gext, self._tmp)
+
+    # ------------------------------------------------------------------------------------------
+    # NumPy passes
+    # ------------------------------------------------------------------------------------------
+    def _numpy_source(self) -> str:
+        n, ne = len(self.ops), len(self.ext)
+        unpack_e = ("    " + "".join(f"e{j}, " for j in range(ne)) + "= E") if ne else ""
+        unpack_v = "    " + "".join(f"v{k}, " for k in range(n)) + "= V"
+        fwd = ["def forward(E, V, T):", unpack_e, unpack_v]
+        for k, op in enumerate(self.ops):
+            a = [f"{s}{j}" for s, j in op.args]
             y = f"v{k}"
-            kind = type(m)
-            if kind is Identity:
+            kd = op.kind
+            if kd == "identity":
                 fwd.append(f"    xp.copyto({y}, {a[0]})")
-            elif kind is Tanh:
+            elif kd == "tanh":
                 fwd.append(f"    xp.tanh({a[0]}, out={y})")
-            elif kind is Sigmoid:
-                fwd += [f"    xp.negative({a[0]}, out={y})", f"    xp.exp({y}, out={y})",
-                        f"    {y} += 1.0", f"    xp.reciprocal({y}, out={y})"]
-            elif kind is ReLU:
+            elif kd == "sigmoid":
+                fwd += [f"    xp.multiply({a[0]}, 0.5, out={y})", f"    xp.tanh({y}, out={y})",
+                        f"    xp.multiply({y}, 0.5, out={y})", f"    xp.add({y}, 0.5, out={y})"]
+            elif kd == "relu":
                 fwd.append(f"    xp.maximum({a[0]}, 0.0, out={y})")
-            elif kind is MulConstant:
-                consts[f"c{k}"] = m.constant
-                fwd.append(f"    xp.multiply({a[0]}, c{k}, out={y})")
-            elif kind is AddConstant:
-                consts[f"c{k}"] = m.constant
-                fwd.append(f"    xp.add({a[0]}, c{k}, out={y})")
-            elif kind is CSubTable:
+            elif kd == "exp":
+                fwd.append(f"    xp.exp({a[0]}, out={y})")
+            elif kd == "square":
+                fwd.append(f"    xp.multiply({a[0]}, {a[0]}, out={y})")
+            elif kd == "mulc":
+                fwd.append(f"    xp.multiply({a[0]}, {op.const!r}, out={y})")
+            elif kd == "addc":
+                fwd.append(f"    xp.add({a[0]}, {op.const!r}, out={y})")
+            elif kd == "sub":
                 fwd.append(f"    xp.subtract({a[0]}, {a[1]}, out={y})")
-            elif kind in (CAddTable, CMulTable):
-                op = "add" if kind is CAddTable else "multiply"
+            else:
+                ufunc = "add" if kd == "add" else "multiply"
                 if len(a) == 1:
                     fwd.append(f"    xp.copyto({y}, {a[0]})")
                 else:
-                    fwd.append(f"    xp.{op}({a[0]}, {a[1]}, out={y})")
-                    fwd += [f"    xp.{op}({y}, {b}, out={y})" for b in a[2:]]
-        self.consts = consts
-        fwd.insert(1, "    " + "; ".join(f"{n} = {v!r}" for n, v in consts.items())
-                   if consts else "    pass")
-        fwd.append(f"    return v{len(self.nodes) - 1}")
+                    fwd.append(f"    xp.{ufunc}({a[0]}, {a[1]}, out={y})")
+                    fwd += [f"    xp.{ufunc}({y}, {b}, out={y})" for b in a[2:]]
+        fwd.append("    return None")
 
-        # Backward: gradients flow root -> leaves; a node's gradient buffer is complete when it
-        # is reached (its only consumer is later in the order). ``seen`` tracks first writes.
-        bwd = ["def backward(E, V, G, GE, g_root, T):",
-               "    " + ", ".join(f"e{k}" for k in range(len(self.ext))) + ", = E",
-               "    " + ", ".join(f"v{k}" for k in range(len(self.nodes))) + ", = V",
-               "    " + ", ".join(f"g{k}" for k in range(len(self.nodes))) + ", = G",
-               ("    " + ", ".join(f"ge{k}" for k in range(len(self.ext))) + ", = GE")
-               if self.ext else "    pass",
-               "    " + "; ".join(f"{n} = {v!r}" for n, v in consts.items()) if consts
-               else "    pass",
-               f"    xp.copyto(g{len(self.nodes) - 1}, g_root)"]
-        seen: set[str] = set()
+        # Backward. g{k}: the gradient of member k; ge{j}: of external input j. A target with a
+        # single contribution that is a plain pass-through is aliased, not copied.
+        bwd = ["def backward(E, V, GX, GV, GE, T):", unpack_e, unpack_v,
+               "    " + "".join(f"gv{k}, " for k in range(n)) + "= GV",
+               ("    " + "".join(f"gb{j}, " for j in range(ne)) + "= GE") if ne else ""]
+        state: dict[tuple[str, int], str] = {}  # target -> "alias" | "written"
+        for pos, k in enumerate(self.exposed):
+            if self._uses[("v", k)] == 0:
+                bwd.append(f"    g{k} = GX[{pos}]")
+                state[("v", k)] = "alias"
+            else:
+                bwd.append(f"    g{k} = gv{k}")
+                bwd.append(f"    xp.copyto(g{k}, GX[{pos}])")
+                state[("v", k)] = "written"
 
-        def give(target: str, expr_lines: list[str]) -> list[str]:
-            """Lines that put T (computed by expr_lines) into target, or add it there."""
-            gname = target.replace("v", "g", 1) if target.startswith("v") else \
-                target.replace("e", "ge", 1)
-            if gname in seen:
-                return expr_lines + [f"    xp.add({gname}, T, out={gname})"]
-            seen.add(gname)
-            return [line.replace("T", gname) if line.startswith("    xp.") else line
-                    for line in expr_lines]
+        def target_name(t: tuple[str, int]) -> str:
+            return f"g{t[1]}" if t[0] == "v" else f"ge{t[1]}"
 
-        for k in range(len(self.nodes) - 1, -1, -1):
-            i = self.nodes[k]
-            m = plan[i].module
-            a = [self._name(p) for p in plan[i].parents]
+        def buffer_name(t: tuple[str, int]) -> str:
+            return f"gv{t[1]}" if t[0] == "v" else f"gb{t[1]}"
+
+        def give(t: tuple[str, int], passthrough: str | None, compute: Any) -> None:
+            """Add a contribution to target ``t``: ``passthrough`` names an existing array that is
+            the contribution itself; else ``compute(out)`` emits lines writing it into ``out``."""
+            name = target_name(t)
+            st = state.get(t)
+            if st is None:
+                if passthrough is not None and self._uses[t] == 1:
+                    bwd.append(f"    {name} = {passthrough}")
+                    state[t] = "alias"
+                    return
+                bwd.append(f"    {name} = {buffer_name(t)}")
+                if passthrough is not None:
+                    bwd.append(f"    xp.copyto({name}, {passthrough})")
+                else:
+                    compute(name)
+                state[t] = "written"
+                return
+            if passthrough is not None:
+                bwd.append(f"    xp.add({name}, {passthrough}, out={name})")
+            else:
+                compute("T")
+                bwd.append(f"    xp.add({name}, T, out={name})")
+
+        for k in range(n - 1, -1, -1):
+            op = self.ops[k]
+            if ("v", k) not in state:
+                continue  # no gradient reaches this member (it feeds nothing that is exposed)
             g, y = f"g{k}", f"v{k}"
-            kind = type(m)
-            if kind in (Identity, AddConstant, CAddTable):
-                for b in a:
-                    bwd += give(b, [f"    xp.copyto(T, {g})"])
-            elif kind is Tanh:
-                bwd += give(a[0], [f"    xp.multiply({y}, {y}, out=T)",
-                                   "    xp.subtract(1.0, T, out=T)",
-                                   f"    xp.multiply(T, {g}, out=T)"])
-            elif kind is Sigmoid:
-                bwd += give(a[0], [f"    xp.subtract(1.0, {y}, out=T)",
-                                   f"    xp.multiply(T, {y}, out=T)",
-                                   f"    xp.multiply(T, {g}, out=T)"])
-            elif kind is ReLU:
-                bwd += give(a[0], [f"    xp.multiply({g}, {a[0]} > 0.0, out=T)"])
-            elif kind is MulConstant:
-                bwd += give(a[0], [f"    xp.multiply({g}, c{k}, out=T)"])
-            elif kind is CSubTable:
-                bwd += give(a[0], [f"    xp.copyto(T, {g})"])
-                bwd += give(a[1], [f"    xp.negative({g}, out=T)"])
-            elif kind is CMulTable:
-                for j, b in enumerate(a):
-                    others = [o for jj, o in enumerate(a) if jj != j]
-                    lines = [f"    xp.multiply({g}, {others[0]}, out=T)"] if others else \
-                        [f"    xp.copyto(T, {g})"]
-                    lines += [f"    xp.multiply(T, {o}, out=T)" for o in others[1:]]
-                    bwd += give(b, lines)
-        for k in range(len(self.ext)):
-            if f"ge{k}" not in seen:  # cannot happen: every external input is read
-                bwd.append(f"    ge{k}.fill(0)")
-        bwd.append("    return GE")
-        return "\n".join(fwd) + "\n", "\n".join(bwd) + "\n"
+            a = [f"{s}{j}" for s, j in op.args]
+            kd = op.kind
+            for j, arg in enumerate(op.args):
+                if kd in ("identity", "addc", "add") or (kd == "sub" and j == 0):
+                    give(arg, g, None)
+                    continue
 
-    def forward(self, inputs: list[Any]) -> Any:
-        """The root's value (a buffer of this region, overwritten by the next call)."""
-        if self.kernels == "numba":
-            self._nfwd(tuple(inputs), tuple(self.vals))
-            return self.vals[-1]
-        return self._fwd(inputs, self.vals, self.tmp)
+                def emit(out: str, j: int = j, a: list[str] = a, kd: str = kd,
+                         op: Op = op, g: str = g, y: str = y) -> None:
+                    if kd == "tanh":
+                        bwd.extend([f"    xp.multiply({y}, {y}, out={out})",
+                                    f"    xp.subtract(1.0, {out}, out={out})",
+                                    f"    xp.multiply({out}, {g}, out={out})"])
+                    elif kd == "sigmoid":
+                        bwd.extend([f"    xp.subtract(1.0, {y}, out={out})",
+                                    f"    xp.multiply({out}, {y}, out={out})",
+                                    f"    xp.multiply({out}, {g}, out={out})"])
+                    elif kd == "relu":
+                        bwd.append(f"    xp.multiply({g}, {a[0]} > 0.0, out={out})")
+                    elif kd == "exp":
+                        bwd.append(f"    xp.multiply({g}, {y}, out={out})")
+                    elif kd == "square":
+                        bwd.extend([f"    xp.multiply({a[0]}, {g}, out={out})",
+                                    f"    xp.multiply({out}, 2.0, out={out})"])
+                    elif kd == "mulc":
+                        bwd.append(f"    xp.multiply({g}, {op.const!r}, out={out})")
+                    elif kd == "sub":
+                        bwd.append(f"    xp.negative({g}, out={out})")
+                    else:  # mul
+                        others = [o for jj, o in enumerate(a) if jj != j]
+                        if not others:
+                            bwd.append(f"    xp.copyto({out}, {g})")
+                        else:
+                            bwd.append(f"    xp.multiply({g}, {others[0]}, out={out})")
+                            bwd.extend(f"    xp.multiply({out}, {o}, out={out})"
+                                       for o in others[1:])
+                give(arg, None, emit)
+        outs = []
+        for j in range(ne):
+            if ("e", j) in state:
+                outs.append(f"ge{j}")
+            else:  # an input whose only consumers get no gradient
+                bwd.append(f"    gb{j}.fill(0)")
+                outs.append(f"gb{j}")
+        bwd.append("    return [" + ", ".join(outs) + "]")
+        return "\n".join(line for line in fwd if line) + "\n" + \
+            "\n".join(line for line in bwd if line) + "\n"
 
-    def backward(self, inputs: list[Any], g_root: Any) -> list[Any]:
-        """The gradients of the external inputs (buffers of this region), in ``ext`` order."""
-        if self.gext is None:
-            raise GraphError("this region was planned for inference: it has no gradient "
-                               "buffers")
-        if self.kernels == "numba":
-            self._nbwd(tuple(inputs), tuple(self.vals), g_root, tuple(self.gext))
-            return self.gext
-        return self._bwd(inputs, self.vals, self.gbufs, self.gext, g_root, self.tmp)
+    # ------------------------------------------------------------------------------------------
+    # numba loop kernels
+    # ------------------------------------------------------------------------------------------
+    def _numba_source(self) -> str:
+        consts: dict[float, str] = {}
 
-    def _generate_scalar(self, plan: list[Any]) -> str:
-        """Source of two loop kernels over ``(rows, cols)``: one pass reads the inputs and writes
-        every node's value; one pass reads the kept values and writes the inputs' gradients."""
-        fwd, bwd, consts = [], [], []
-        for k, i in enumerate(self.nodes):
-            m = plan[i].module
-            a = [self._name(p) for p in plan[i].parents]
-            kind = type(m)
-            if kind in (MulConstant, AddConstant):
-                consts.append(f"c{k} = {m.constant!r}")
-            expr = {Identity: lambda: a[0], Tanh: lambda: f"math.tanh({a[0]})",
-                    Sigmoid: lambda: f"1.0 / (1.0 + math.exp(-{a[0]}))",
-                    ReLU: lambda: f"max({a[0]}, 0.0)",
-                    MulConstant: lambda: f"{a[0]} * c{k}", AddConstant: lambda: f"{a[0]} + c{k}",
-                    CSubTable: lambda: f"{a[0]} - {a[1]}",
-                    CAddTable: lambda: " + ".join(a), CMulTable: lambda: " * ".join(a)}[kind]()
-            fwd.append(f"v{k} = {expr}")
-        grads: dict[str, list[str]] = {}
-        for k in range(len(self.nodes) - 1, -1, -1):
-            i = self.nodes[k]
-            m = plan[i].module
-            a = [self._name(p) for p in plan[i].parents]
-            g = "g_root[r, s]" if k == len(self.nodes) - 1 else f"g{k}"
-            if k != len(self.nodes) - 1:
-                bwd.append(f"g{k} = " + " + ".join(grads.pop(f"v{k}")))
-            kind = type(m)
-            parts: list[tuple[str, str]]
-            if kind in (Identity, AddConstant, CAddTable):
-                parts = [(b, g) for b in a]
-            elif kind is Tanh:
-                parts = [(a[0], f"{g} * (1.0 - v{k} * v{k})")]
-            elif kind is Sigmoid:
-                parts = [(a[0], f"{g} * v{k} * (1.0 - v{k})")]
-            elif kind is ReLU:
-                parts = [(a[0], f"({g} if {a[0]} > 0.0 else 0.0)")]
-            elif kind is MulConstant:
-                parts = [(a[0], f"{g} * c{k}")]
-            elif kind is CSubTable:
-                parts = [(a[0], g), (a[1], f"-{g}")]
-            else:  # CMulTable
-                parts = [(b, " * ".join([g] + [o for jj, o in enumerate(a) if jj != j]))
-                         for j, b in enumerate(a)]
-            for b, term in parts:
-                grads.setdefault(b, []).append(f"({term})")
-        n_e, n_v = len(self.ext), len(self.nodes)
-        load_e = [f"e{k} = E[{k}][r, s]" for k in range(n_e)]
-        load_v = [f"v{k} = V[{k}][r, s]" for k in range(n_v)]
-        store_v = [f"V[{k}][r, s] = v{k}" for k in range(n_v)]
-        store_g = [f"GE[{k}][r, s] = " + " + ".join(grads[f"e{k}"]) for k in range(n_e)]
-        ind = "            "
-        lines = ["def forward(E, V):", *("    " + c for c in consts),
-                 "    for r in range(V[0].shape[0]):", "        for s in range(V[0].shape[1]):",
-                 *(ind + x for x in load_e + fwd + store_v),
-                 "def backward(E, V, g_root, GE):", *("    " + c for c in consts),
-                 "    for r in range(V[0].shape[0]):", "        for s in range(V[0].shape[1]):",
-                 *(ind + x for x in load_e + load_v + bwd + store_g)]
+        def lit(c: float) -> str:
+            # Constants in the arrays' own dtype, or float32 arithmetic would widen to float64.
+            return consts.setdefault(float(c), f"K{len(consts)}")
+
+        n, ne = len(self.ops), len(self.ext)
+        fwd_lines, bwd_lines = [], []
+        for k, op in enumerate(self.ops):
+            a = [f"{s}{j}" for s, j in op.args]
+            fwd_lines.append(f"v{k} = {_scalar_forward(op, a, lit)}")
+        # Backward, in scalars: contributions are summed per target.
+        contrib: dict[tuple[str, int], list[str]] = {}
+        exposed_pos = {k: p for p, k in enumerate(self.exposed)}
+        for k in range(n - 1, -1, -1):
+            op = self.ops[k]
+            terms = contrib.pop(("v", k), [])
+            if k in exposed_pos:
+                terms = [f"gx{exposed_pos[k]}[s]"] + terms
+            if not terms:
+                continue
+            bwd_lines.append(f"g{k} = " + " + ".join(terms))
+            a = [f"{s}{j}" for s, j in op.args]
+            for arg, term in zip(op.args, _scalar_grads(op, a, f"v{k}", f"g{k}", lit)):
+                contrib.setdefault(arg, []).append(term)
+        ind = " " * 12
+        rows_e = [f"re{j} = E[{j}][r]" for j in range(ne)]
+        rows_v = [f"rv{k} = V[{k}][r]" for k in range(n)]
+        rows_gx = [f"gx{p} = GX[{p}][r]" for p in range(len(self.exposed))]
+        rows_ge = [f"rg{j} = GE[{j}][r]" for j in range(ne)]
+        load_e = [f"e{j} = re{j}[s]" for j in range(ne)]
+        load_v = [f"v{k} = rv{k}[s]" for k in range(n)]
+        store_v = [f"rv{k}[s] = v{k}" for k in range(n)]
+        store_g = [f"rg{j}[s] = " + (" + ".join(contrib.get(("e", j), [])) or "0.0")
+                   for j in range(ne)]
+        kdefs = [f"    {name} = V[0].dtype.type({c!r})" for c, name in consts.items()]
+        lines = ["def forward(E, V):", *kdefs,
+                 "    for r in range(V[0].shape[0]):",
+                 *("        " + x for x in rows_e + rows_v),
+                 "        for s in range(V[0].shape[1]):",
+                 *(ind + x for x in load_e + fwd_lines + store_v),
+                 "def backward(E, V, GX, GE):", *kdefs,
+                 "    for r in range(V[0].shape[0]):",
+                 *("        " + x for x in rows_e + rows_v + rows_gx + rows_ge),
+                 "        for s in range(V[0].shape[1]):",
+                 *(ind + x for x in load_e + load_v + bwd_lines + store_g)]
         return "\n".join(lines) + "\n"
 
+    def cuda_source(self) -> tuple[str, str, str, str]:
+        """CuPy ``ElementwiseKernel`` parts ``(in_params, out_params, forward body, name)`` of
+        the forward pass (float or double, by the region's dtype); see :func:`cuda_source`."""
+        return cuda_source(self.ops, len(self.ext), self.dtype)
 
+
+def cuda_source(ops: Sequence[Op], n_ext: int, dtype: Any) -> tuple[str, str, str, str]:
+    """The forward of a region as CuPy ``ElementwiseKernel`` parts: ``(in_params, out_params,
+    operation, name)``, e.g. ``cupy.ElementwiseKernel(*cuda_source(...))``.
+
+    The same scalar expressions as the numba kernels, printed as C (``tanhf``/``tanh``,
+    ``expf``/``exp``, literals typed by ``dtype``).
+    """
+    ctype = "float" if numpy.dtype(dtype) == numpy.float32 else "double"
+    suffix = "f" if ctype == "float" else ""
+
+    def lit(c: float) -> str:
+        return f"(({ctype}){float(c)!r})"
+
+    body = []
+    for k, op in enumerate(ops):
+        a = [f"{s}{j}" for s, j in op.args]
+        expr = _scalar_forward(op, a, lit)
+        expr = expr.replace("TANH(", f"tanh{suffix}(").replace("EXP(", f"exp{suffix}(")
+        expr = expr.replace("MAX0(", f"fmax{suffix}(({ctype})0, ")
+        body.append(f"v{k} = {expr};")
+    ins = ", ".join(f"T e{j}" for j in range(n_ext))
+    outs = ", ".join(f"T v{k}" for k in range(len(ops)))
+    return ins, outs, " ".join(body), "nngraph_region_forward"
+
+
+# ------------------------------------------------------------------------------------------------
+# numba
+# ------------------------------------------------------------------------------------------------
 _KERNELS: dict[str, tuple[Any, Any]] = {}
 
 
 def numba_available() -> bool:
-    """Whether numba can be imported (the optional ``accel`` extra)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the generated numba kernels can run (numba installed, not switched off by
+    ``NNGRAPH_PY_NUMBA=0``)."""
+    from . import accel
+
+    return accel.available()
 
 
-def _numba_kernels(src: str) -> tuple[Any, Any]:
+def _numba_compile(src: str) -> tuple[Any, Any]:
     """The jitted ``(forward, backward)`` of a generated source, compiled once per source."""
     if src not in _KERNELS:
         import math
 
         import numba
 
-        env: dict[str, Any] = {"math": math}
-        exec(compile(src, "<nngraph_py.compile region kernel>", "exec"), env)
-        _KERNELS[src] = (numba.njit(cache=False, fastmath=False)(env["forward"]),
-                         numba.njit(cache=False, fastmath=False)(env["backward"]))
+        from ._numba_kernels import _tanh
+
+        @numba.njit(inline="always")
+        def pos(x: Any, g: Any) -> Any:
+            return g if x > 0 else g * 0
+
+        @numba.njit(inline="always")
+        def max0(x: Any) -> Any:
+            return x if x > 0 else x * 0
+
+        env: dict[str, Any] = {"TANH": _tanh, "EXP": numba.njit(inline="always")(
+            lambda x: math.exp(x)), "POS": pos, "MAX0": max0}
+        exec(compile(src, "<nngraph_py.compile region kernel>", "exec"), env)  # noqa: S102
+        opts = dict(nogil=True, cache=False, error_model="numpy", fastmath={"contract"})
+        _KERNELS[src] = (numba.njit(**opts)(env["forward"]), numba.njit(**opts)(env["backward"]))
     return _KERNELS[src]
-
-
-def array_module(x: Any) -> Any:
-    """The array module of ``x`` (the backend's choice, strict module included)."""
-    return backend.get_array_module(x)

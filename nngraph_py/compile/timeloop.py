@@ -1,0 +1,519 @@
+"""The general time-loop compiler: any cell gModule run over a sequence, compiled.
+
+:func:`nngraph_py.compile.compile_sequence` ends here when no recipe pass matches. From the cell's
+plan and the shapes of one probe step, :class:`CompiledSequence` builds, once per
+``(T, batch, features, dtype, keep)``, a plan of the whole sequence:
+
+1. **Hoisting.** Nodes that depend on ``x_t`` alone (not on the carried state) and act on each
+   row independently (``Linear``, element-wise modules, ``CMul``, ``LayerNormalization``,
+   ``LookupTable``...) run once for all ``T`` steps, on ``(T * batch, ...)``: the input products
+   of an LSTM or GRU become one matrix product each per sequence. Their backward and parameter
+   gradients run once too, after the time loop.
+2. **Linear groups.** The recurrent Linears that read the same node run as one product over
+   their joined weights (gathered once per call), written into a ``(T, batch, sum of outputs)``
+   history; their weight gradients are one product over all steps after the loop
+   (``dW = G^T X`` with ``G`` and ``X`` the ``(T * batch, ...)`` histories).
+3. **Element-wise regions** (:mod:`nngraph_py.compile.elementwise`): the recurrent element-wise
+   nodes form convex regions, each one generated function (NumPy passes or numba loops) forward
+   and backward per step, over member histories planned once.
+4. **Everything else** runs through its module, through per-step clones sharing its parameters
+   (the node-by-node executor's way) when backward needs each step's state.
+5. **Buffers.** Histories, carried states and gradient buffers are allocated once per plan and
+   reused across steps and calls; with ``keep=False`` (inference) nothing is kept for backward:
+   one step of scratch is reused over time.
+
+Lengths (a ``(T, B, 1)`` mask) follow PyTorch's packed sequences, as every executor does.
+
+No Lua Torch original: nngraph's users unrolled cells by hand with clones.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .. import backend, nest
+from ..clones import clone_sharing
+from ..errors import GraphError
+from ..graph.gmodule import gModule
+from ..module import Array, Module
+from ..nn.cmul import CMul
+from ..nn.embedding import LookupTable
+from ..nn.linear import Linear
+from ..nn.normalization import LayerNormalization
+from ..nn.transfer import _Pointwise
+from .elementwise import Region, is_elementwise
+from .sequence import CellSignature, CompileError
+
+__all__ = ["CompiledSequence", "is_rowwise"]
+
+
+def is_rowwise(module: Module, table: bool) -> bool:
+    """Whether ``module`` maps each row (first axis) of its input independently of the others,
+    deterministically, so that ``T`` steps can run as one batch of ``T * batch`` rows."""
+    if getattr(module, "inplace", False):
+        return False
+    if isinstance(module, (Linear, _Pointwise, LayerNormalization, LookupTable)) \
+            and not table:
+        return True
+    if type(module) is CMul and not table:
+        return len(module.size) == 1  # one weight vector over the features of every row
+    return is_elementwise(module, table, 2 if table else 1)
+
+
+def _is_array(v: Any) -> bool:
+    return backend.is_array(v)
+
+
+class _Group:
+    """Recurrent Linears reading node ``parent``: one product per step, joined weights."""
+
+    def __init__(self, members: list[int], linears: list[Linear], parent: int):
+        self.members, self.linears, self.parent = members, linears, parent
+        self.sizes = [m.out_features for m in linears]
+        self.offsets = [sum(self.sizes[:k]) for k in range(len(linears))]
+        self.total = sum(self.sizes)
+        self.in_features = linears[0].in_features
+
+    def gather(self, xp: Any, dtype: Any) -> None:
+        """Join the members' current weights (once per call: an optimizer may have moved them)."""
+        w = xp.concatenate([m.weight for m in self.linears], axis=0)
+        self.w = w if w.dtype == dtype else w.astype(dtype)
+        self.wt = xp.ascontiguousarray(self.w.T)
+        if any(m.has_bias for m in self.linears):
+            b = xp.concatenate([m.bias if m.has_bias else xp.zeros(m.out_features, dtype=dtype)
+                                for m in self.linears])
+            self.b = b if b.dtype == dtype else b.astype(dtype)
+        else:
+            self.b = None
+
+
+class _Plan:
+    """The compiled plan of one ``(T, B, features, dtype, keep)``; see the module docstring."""
+
+    def __init__(self, owner: "CompiledSequence", x: Array, vals: list[Any], keep: bool):
+        cell, sig = owner.cell, owner.sig
+        plan = cell._plan
+        n = len(plan)
+        self.keep = keep
+        self.T, self.B = int(x.shape[0]), int(x.shape[1])
+        xp = self.xp = backend.get_array_module(x)
+        self.dtype = x.dtype
+        T, B = self.T, self.B
+        consumers: list[list[int]] = [[] for _ in range(n)]
+        for i, step in enumerate(plan):
+            for p in step.parents:
+                consumers[p].append(i)
+        self.out_nodes = [cell._out_idx[j] for j in sig.state_outputs]
+        outputs = set(cell._out_idx)
+        # Inputs: which plan index receives x_t and each carried state.
+        self.x_node = -1
+        self.state_node: dict[int, int] = {}
+        for i, step in enumerate(plan):
+            if step.slot == sig.x:
+                self.x_node = i
+            elif step.slot >= 0:
+                self.state_node[i] = sig.state_inputs.index(step.slot)
+        # (1) Dependence on the carried state, and hoisting.
+        dep = [False] * n
+        hoist = [False] * n
+        for i, step in enumerate(plan):
+            if step.slot >= 0:
+                dep[i] = i in self.state_node
+                continue
+            dep[i] = any(dep[p] for p in step.parents)
+            hoist[i] = (not dep[i] and is_rowwise(step.module, step.table)
+                        and _is_array(vals[i]) and vals[i].ndim >= 1
+                        and int(vals[i].shape[0]) == B
+                        and all(_is_array(vals[p]) and (hoist[p] or p == self.x_node)
+                                for p in step.parents))
+        self.hoisted = [i for i in range(n) if hoist[i]]
+        # (2) Linear groups among the recurrent nodes.
+        rec = [i for i in range(n) if plan[i].slot < 0 and not hoist[i]]
+        by_parent: dict[int, list[int]] = {}
+        for i in rec:
+            step = plan[i]
+            if type(step.module) is Linear and not step.table and _is_array(vals[i]) \
+                    and vals[i].ndim == 2 and vals[step.parents[0]].ndim == 2:
+                by_parent.setdefault(step.parents[0], []).append(i)
+        self.groups = [_Group(m, [plan[i].module for i in m], p) for p, m in by_parent.items()]
+        in_group = {i: (g, k) for g in self.groups for k, i in enumerate(g.members)}
+        # (3) Element-wise regions: greedy, convex, one shape each.
+        anc: list[set[int]] = []
+        for i, step in enumerate(plan):
+            s: set[int] = set()
+            for p in step.parents:
+                s |= anc[p]
+                s.add(p)
+            anc.append(s)
+        cand = {i for i in rec if i not in in_group and _is_array(vals[i])
+                and is_elementwise(plan[i].module, plan[i].table, len(plan[i].parents))
+                and all(_is_array(vals[p]) and vals[p].shape == vals[i].shape
+                        and vals[p].dtype == vals[i].dtype for p in plan[i].parents)}
+        region_of: dict[int, int] = {}
+        regions: list[set[int]] = []
+        for i in sorted(cand):
+            joined: set[int] = {i}
+            for p in plan[i].parents:
+                if p in region_of and vals[p].shape == vals[i].shape:
+                    trial = joined | regions[region_of[p]]
+                    ext = {q for m in trial for q in plan[m].parents if q not in trial}
+                    if not any(anc[q] & trial for q in ext):
+                        joined = trial
+            rid = len(regions)
+            regions.append(joined)
+            for m in joined:
+                if m in region_of and region_of[m] != rid:
+                    regions[region_of[m]] = set()
+                region_of[m] = rid
+        self.regions: list[Region] = []
+        region_entry: dict[int, int] = {}
+        for members in regions:
+            if not members:
+                continue
+            nodes = sorted(members)
+            exposed = [i for i in nodes if i in outputs
+                       or any(c not in members for c in consumers[i])]
+            r = Region(nodes, plan, exposed, tuple(vals[nodes[0]].shape), vals[nodes[0]].dtype,
+                       xp, keep, owner.kernels)
+            for i in nodes:
+                region_entry[i] = len(self.regions)
+            self.regions.append(r)
+        self.opaque = [i for i in rec if i not in in_group and i not in region_entry]
+        # (4) The order of the per-step entries: a topological sort of groups, regions, nodes.
+        entry_of: dict[int, tuple[str, int]] = {}
+        for gi, g in enumerate(self.groups):
+            for i in g.members:
+                entry_of[i] = ("group", gi)
+        for i, ri in region_entry.items():
+            entry_of[i] = ("region", ri)
+        for i in self.opaque:
+            entry_of[i] = ("node", i)
+        deps: dict[tuple[str, int], set[tuple[str, int]]] = {e: set() for e in entry_of.values()}
+        first: dict[tuple[str, int], int] = {}
+        for i, e in entry_of.items():
+            first[e] = min(first.get(e, i), i)
+            for p in plan[i].parents:
+                if p in entry_of and entry_of[p] != e:
+                    deps[e].add(entry_of[p])
+        order: list[tuple[str, int]] = []
+        done: set[tuple[str, int]] = set()
+        pending = sorted(deps, key=lambda e: first[e])
+        while pending:
+            for e in pending:
+                if deps[e] <= done:
+                    order.append(e)
+                    done.add(e)
+                    pending.remove(e)
+                    break
+            else:  # cannot happen for convex regions; refuse rather than run wrongly
+                raise CompileError(f"{cell.describe()}: no order of the fused step entries")
+        self.order = order
+        # (5) Buffers. Histories have T entries when backward will run, else 1 (scratch).
+        L = T if keep else 1
+        self.L = L
+        self.S = [xp.empty((T + 1, B, size), dtype=x.dtype) for size in sig.state_sizes]
+        self.group_y = [xp.empty((L, B, g.total), dtype=x.dtype) for g in self.groups]
+        self.region_v = [[xp.empty((L,) + r.shape, dtype=r.dtype) for _ in r.nodes]
+                         for r in self.regions]
+        if keep:
+            self.group_g = [xp.empty((T, B, g.total), dtype=x.dtype) for g in self.groups]
+        self.clones: dict[int, list[Module]] = {i: [] for i in self.opaque}
+        self.shapes = [tuple(v.shape) if _is_array(v) else None for v in vals]
+
+    def clone_for(self, i: int, t: int, proto: Module) -> Module:
+        clones = self.clones[i]
+        while len(clones) <= t:
+            clones.append(clone_sharing(proto))
+        return clones[t]
+
+
+class CompiledSequence:
+    """A cell run over time by a compiled plan (see the module docstring).
+
+    Args:
+        cell: the cell gModule; its parameters are read at every call.
+        signature: how its inputs and outputs map onto ``x_t`` and the carried state.
+        kernels: element-wise regions as ``"numpy"`` passes, ``"numba"`` loops or ``"auto"``.
+
+    Attributes:
+        kind: ``"compiled"``.
+    """
+
+    kind = "compiled"
+
+    def __init__(self, cell: gModule, signature: CellSignature, kernels: str = "auto"):
+        if not isinstance(cell, gModule):
+            raise CompileError(f"the compiler takes a gModule cell, got {type(cell).__name__}")
+        if cell.n_inputs != 1 + len(signature.state_inputs) \
+                or cell.n_outputs != len(signature.state_outputs):
+            raise CompileError(f"{cell.describe()}: {cell.n_inputs} inputs and {cell.n_outputs} "
+                               f"outputs do not fit the signature {signature}")
+        self.cell, self.sig, self.kernels = cell, signature, kernels
+        self._plans: dict[tuple, _Plan] = {}
+        self._run: dict[str, Any] | None = None
+
+    def invalidate(self) -> None:
+        """Drop the plans (buffers, clones): parameters, device, dtype or mode changed."""
+        self._plans.clear()
+        self._run = None
+
+    def plan_info(self) -> list[dict[str, Any]]:
+        """For each plan built: its key and what the passes made of the cell (plan indices)."""
+        out = []
+        for key, p in self._plans.items():
+            out.append({"key": key, "hoisted": list(p.hoisted),
+                        "linear_groups": [list(g.members) for g in p.groups],
+                        "regions": [list(r.nodes) for r in p.regions],
+                        "region_kernels": [r.kernels for r in p.regions],
+                        "per_step_modules": list(p.opaque)})
+        return out
+
+    # ------------------------------------------------------------------------------------------
+    def _plan_for(self, x: Array, state0: list[Array], keep: bool) -> _Plan:
+        key = (tuple(x.shape), str(x.dtype), type(x).__name__, keep)
+        plan = self._plans.get(key)
+        if plan is None:
+            # A probe step through the cell itself gives every node's value shape.
+            cell = self.cell
+            cell.update_output(self.sig.cell_input(x[0], state0))
+            vals = list(cell._vals)
+            plan = self._plans[key] = _Plan(self, x, vals, keep)
+        return plan
+
+    def forward(self, x: Array, state0: Sequence[Array | None], mask: Array | None = None,
+                keep: bool = True) -> tuple[Array, list[Array]]:
+        xp = backend.get_array_module(x)
+        T, B = int(x.shape[0]), int(x.shape[1])
+        sig, cell = self.sig, self.cell
+        steps = cell._plan
+        s0 = [xp.zeros((B, size), dtype=x.dtype) if s is None else s
+              for s, size in zip(state0, sig.state_sizes)]
+        p = self._plan_for(x, s0, keep)
+        for k, s in enumerate(s0):
+            p.S[k][0] = s
+        for g in p.groups:
+            g.gather(xp, x.dtype)
+        # (1) Hoisted nodes: all steps at once.
+        big: dict[int, Any] = {}
+        flat_x = x.reshape((T * B,) + tuple(x.shape[2:]))
+        for i in p.hoisted:
+            step = steps[i]
+            ins = [flat_x if q == p.x_node else big[q] for q in step.parents]
+            try:
+                y = step.module.update_output(ins if step.table else ins[0])
+            except Exception as exc:  # noqa: BLE001 - re-raised with the node named
+                raise cell._node_error(i, "forward", exc, ins if step.table else ins[0]) from exc
+            big[i] = y
+        hv = {i: big[i].reshape((T, B) + tuple(big[i].shape[1:])) for i in p.hoisted}
+        # (2) The time loop.
+        per_step: list[dict[int, Any]] = []
+        for t in range(T):
+            h = t if keep else 0
+            cur: dict[int, Any] = {p.x_node: x[t]}
+            for i, k in p.state_node.items():
+                cur[i] = p.S[k][t]
+            for i in p.hoisted:
+                cur[i] = hv[i][t]
+            for kind, e in p.order:
+                if kind == "group":
+                    g = p.groups[e]
+                    y = p.group_y[e][h]
+                    xp.matmul(cur[g.parent], g.wt, out=y)
+                    if g.b is not None:
+                        y += g.b
+                    for i, off, size in zip(g.members, g.offsets, g.sizes):
+                        cur[i] = y[:, off:off + size]
+                elif kind == "region":
+                    r = p.regions[e]
+                    vs = [v[h] for v in p.region_v[e]]
+                    r.forward([cur[q] for q in r.ext], vs)
+                    for i, v in zip(r.nodes, vs):
+                        cur[i] = v
+                else:
+                    step = steps[e]
+                    m = p.clone_for(e, t if keep else 0, step.module)
+                    inp = [cur[q] for q in step.parents] if step.table else cur[step.parents[0]]
+                    try:
+                        y = m.update_output(inp)
+                    except Exception as exc:  # noqa: BLE001
+                        raise cell._node_error(e, "forward", exc, inp) from exc
+                    cur[e] = nest.as_array(y) if not isinstance(y, list) \
+                        and not backend.is_array(y) else y
+            for k, o in enumerate(p.out_nodes):
+                new = cur[o]
+                if mask is None:
+                    p.S[k][t + 1] = new
+                else:
+                    p.S[k][t + 1] = xp.where(mask[t], new, p.S[k][t])
+            if keep:
+                per_step.append(cur)
+        o = sig.output_state
+        outputs = p.S[o][1:].copy() if mask is None else xp.where(mask, p.S[o][1:], 0)
+        finals = [S[T].copy() for S in p.S]
+        self._run = {"plan": p, "x": x, "big": big, "steps": per_step, "mask": mask,
+                     "flat_x": flat_x} if keep else None
+        return outputs, finals
+
+    # ------------------------------------------------------------------------------------------
+    def backward(self, grad_out: Array | None,
+                 grad_final: Sequence[Array | None]) -> tuple[Array, list[Array]]:
+        run = self._run
+        if run is None:
+            raise GraphError(f"{self.cell.describe()}: backward after a forward that kept "
+                             f"nothing for it (evaluate mode or keep=False); call training() and "
+                             f"forward again")
+        p: _Plan = run["plan"]
+        x, mask = run["x"], run["mask"]
+        xp = p.xp
+        T, B = p.T, p.B
+        sig, cell = self.sig, self.cell
+        steps = cell._plan
+        gx = xp.zeros(x.shape, dtype=x.dtype)
+        gh = {i: xp.zeros(run["big"][i].shape, dtype=x.dtype) for i in p.hoisted}
+        ghv = {i: gh[i].reshape((T, B) + tuple(gh[i].shape[1:])) for i in p.hoisted}
+        carry = [xp.zeros((B, size), dtype=x.dtype) if g is None else g
+                 for g, size in zip(grad_final, sig.state_sizes)]
+        o = sig.output_state
+        grads_per_step: list[dict[int, Any]] = [{} for _ in range(T)]
+        for t in range(T - 1, -1, -1):
+            cur = run["steps"][t]
+            gv: dict[int, Any] = {}
+            owned: set[int] = set()
+
+            def acc(i: int, g: Any, t: int = t) -> None:
+                if g is None:
+                    return
+                if i in gh:  # hoisted: into the all-steps buffer
+                    ghv[i][t] += g
+                elif i == p.x_node:
+                    gx[t] += g
+                elif i not in gv:
+                    gv[i] = g
+                elif i in owned:
+                    gv[i] = nest.add_into(gv[i], g)
+                else:
+                    gv[i] = nest.add(gv[i], g)
+                    owned.add(i)
+
+            keep_state: list[Any] = [None] * len(carry)
+            for k, node in enumerate(p.out_nodes):
+                g_new = carry[k]
+                if k == o and grad_out is not None:
+                    g_new = g_new + grad_out[t]
+                if mask is not None:
+                    keep_state[k] = xp.where(mask[t], 0, carry[k])
+                    g_new = xp.where(mask[t], g_new, 0)
+                acc(node, g_new)
+            for kind, e in reversed(p.order):
+                if kind == "group":
+                    g = p.groups[e]
+                    gg = p.group_g[e][t]
+                    for i, off, size in zip(g.members, g.offsets, g.sizes):
+                        gi = gv.get(i)
+                        if gi is None:
+                            gg[:, off:off + size] = 0
+                        else:
+                            gg[:, off:off + size] = gi
+                    acc(g.parent, xp.matmul(gg, g.w))
+                elif kind == "region":
+                    r = p.regions[e]
+                    vs = [v[t] for v in p.region_v[e]]
+                    gx_exp = []
+                    for i in (r.nodes[k] for k in r.exposed):
+                        gi = gv.get(i)
+                        gx_exp.append(xp.zeros(r.shape, dtype=r.dtype) if gi is None else gi)
+                    ge = r.backward([cur[q] for q in r.ext], vs, gx_exp)
+                    for q, gq in zip(r.ext, ge):
+                        # Region buffers are reused by the next step: what outlives the step
+                        # (the carried state's gradient) is copied below.
+                        acc(q, gq)
+                else:
+                    step = steps[e]
+                    m = p.clones[e][t]
+                    inp = [cur[q] for q in step.parents] if step.table else cur[step.parents[0]]
+                    gi = gv.get(e)
+                    if gi is None:
+                        gi = nest.zeros_like(cur[e])
+                    elif type(gi) is list:
+                        gi = nest.fill_none(gi, cur[e])
+                    try:
+                        gin = m.update_grad_input(inp, gi)
+                    except Exception as exc:  # noqa: BLE001
+                        raise cell._node_error(e, "backward", exc, inp, gi) from exc
+                    grads_per_step[t][e] = gi
+                    if step.table:
+                        for j, q in enumerate(step.parents):
+                            acc(q, gin[j])
+                    else:
+                        acc(step.parents[0], gin)
+            new_carry = []
+            for i, k in sorted(p.state_node.items(), key=lambda kv: kv[1]):
+                g = gv.get(i)
+                g = xp.zeros((B, sig.state_sizes[k]), dtype=x.dtype) if g is None else g.copy()
+                if keep_state[k] is not None:
+                    g += keep_state[k]
+                new_carry.append(g)
+            carry = new_carry
+        # (3) Hoisted nodes, once for all steps, last first.
+        flat_gx = gx.reshape((T * B,) + tuple(x.shape[2:]))
+        big, flat_x = run["big"], run["flat_x"]
+        for i in reversed(p.hoisted):
+            step = steps[i]
+            ins = [flat_x if q == p.x_node else big[q] for q in step.parents]
+            inp = ins if step.table else ins[0]
+            try:
+                gin = step.module.update_grad_input(inp, gh[i])
+            except Exception as exc:  # noqa: BLE001
+                raise cell._node_error(i, "backward", exc, inp, gh[i]) from exc
+            gins = gin if step.table else [gin]
+            for q, gq in zip(step.parents, gins):
+                if gq is None:
+                    continue
+                if q == p.x_node:
+                    flat_gx += gq
+                else:
+                    gh[q] += gq
+        run["gh"], run["grads"] = gh, grads_per_step
+        return gx, carry
+
+    def acc_grad_parameters(self, scale: float = 1.0) -> None:
+        run = self._run
+        if run is None or "gh" not in run:
+            raise GraphError(f"{self.cell.describe()}: acc_grad_parameters before backward")
+        p: _Plan = run["plan"]
+        xp, T, B = p.xp, p.T, p.B
+        steps = self.cell._plan
+        big, flat_x = run["big"], run["flat_x"]
+        for i in p.hoisted:
+            step = steps[i]
+            ins = [flat_x if q == p.x_node else big[q] for q in step.parents]
+            step.module.acc_grad_parameters(ins if step.table else ins[0], run["gh"][i], scale)
+        for gi, g in enumerate(p.groups):
+            G = p.group_g[gi].reshape(T * B, g.total)
+            X = self._history(run, g.parent).reshape(T * B, g.in_features)
+            gw = xp.matmul(G.T, X)
+            gb = G.sum(axis=0)
+            if scale != 1.0:
+                gw *= scale
+                gb *= scale
+            for m, off, size in zip(g.linears, g.offsets, g.sizes):
+                m.grad_weight += gw[off:off + size]
+                if m.has_bias:
+                    m.grad_bias += gb[off:off + size]
+        for i in p.opaque:
+            step = steps[i]
+            for t in range(T):
+                cur = run["steps"][t]
+                inp = [cur[q] for q in step.parents] if step.table else cur[step.parents[0]]
+                p.clones[i][t].acc_grad_parameters(inp, run["grads"][t][i], scale)
+
+    @staticmethod
+    def _history(run: dict[str, Any], node: int) -> Array:
+        """The ``(T, B, ...)`` values of ``node`` over the last forward's steps."""
+        p: _Plan = run["plan"]
+        if node in p.state_node:
+            return p.S[p.state_node[node]][:p.T]
+        for r, hist in zip(p.regions, p.region_v):
+            if node in r.nodes:
+                return hist[r.nodes.index(node)]
+        xp = p.xp
+        return xp.stack([cur[node] for cur in run["steps"]], axis=0)
