@@ -160,15 +160,24 @@ class Region:
         kernels: ``"numpy"``, ``"numba"`` or ``"auto"`` (numba for rank-2 float NumPy arrays
             when numba is installed).
 
+        ext_cols: for external inputs (plan indices) that are columns of a wider array, their
+            ``(offset, width)``: ``forward`` and ``backward`` then take the wide array.
+
     Attributes:
         ext: plan indices of the external inputs, in the order ``forward`` takes them.
         kernels: what runs (``"numpy"`` or ``"numba"``).
     """
 
     def __init__(self, nodes: Sequence[int], plan: Sequence[Any], exposed: Sequence[int],
-                 shape: tuple, dtype: Any, xp: Any, keep: bool, kernels: str = "numpy"):
+                 shape: tuple, dtype: Any, xp: Any, keep: bool, kernels: str = "numpy",
+                 ext_cols: dict[int, tuple[int, int]] | None = None):
         self.nodes = list(nodes)
         self.ops, self.ext = region_ops(self.nodes, plan)
+        # External inputs that are columns [off, off + width) of a wider array (a Linear group's
+        # product): the caller passes the wide array, the generated code reads the columns (a
+        # numba kernel then sees contiguous rows, which vectorise).
+        cols = ext_cols or {}
+        self.ext_cols = [cols.get(q) for q in self.ext]
         self.exposed = [self.nodes.index(i) for i in exposed]
         self.xp, self.shape, self.dtype = xp, tuple(shape), numpy.dtype(dtype)
         n = len(self.nodes)
@@ -222,7 +231,9 @@ class Region:
     # ------------------------------------------------------------------------------------------
     def _numpy_source(self) -> str:
         n, ne = len(self.ops), len(self.ext)
-        unpack_e = ("    " + "".join(f"e{j}, " for j in range(ne)) + "= E") if ne else ""
+        unpack_e = "\n".join(
+            f"    e{j} = E[{j}]" if c is None else f"    e{j} = E[{j}][:, {c[0]}:{c[0] + c[1]}]"
+            for j, c in enumerate(self.ext_cols))
         unpack_v = "    " + "".join(f"v{k}, " for k in range(n)) + "= V"
         fwd = ["def forward(E, V, T):", unpack_e, unpack_v]
         for k, op in enumerate(self.ops):
@@ -384,7 +395,8 @@ class Region:
             for arg, term in zip(op.args, _scalar_grads(op, a, f"v{k}", f"g{k}", lit)):
                 contrib.setdefault(arg, []).append(term)
         ind = " " * 12
-        rows_e = [f"re{j} = E[{j}][r]" for j in range(ne)]
+        rows_e = [f"re{j} = E[{j}][r]" if c is None else f"re{j} = E[{j}][r, {c[0]}:{c[0] + c[1]}]"
+                  for j, c in enumerate(self.ext_cols)]
         rows_v = [f"rv{k} = V[{k}][r]" for k in range(n)]
         rows_gx = [f"gx{p} = GX[{p}][r]" for p in range(len(self.exposed))]
         rows_ge = [f"rg{j} = GE[{j}][r]" for j in range(ne)]

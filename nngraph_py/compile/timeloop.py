@@ -41,6 +41,8 @@ from ..nn.linear import Linear
 from ..nn.normalization import LayerNormalization
 from ..nn.transfer import _Pointwise
 from .elementwise import Region, is_elementwise
+from .linear import LinearGroup
+from .schedule import form_regions, order_entries
 from .sequence import CellSignature, CompileError
 
 __all__ = ["CompiledSequence", "is_rowwise"]
@@ -63,29 +65,6 @@ def _is_array(v: Any) -> bool:
     return backend.is_array(v)
 
 
-class _Group:
-    """Recurrent Linears reading node ``parent``: one product per step, joined weights."""
-
-    def __init__(self, members: list[int], linears: list[Linear], parent: int):
-        self.members, self.linears, self.parent = members, linears, parent
-        self.sizes = [m.out_features for m in linears]
-        self.offsets = [sum(self.sizes[:k]) for k in range(len(linears))]
-        self.total = sum(self.sizes)
-        self.in_features = linears[0].in_features
-
-    def gather(self, xp: Any, dtype: Any) -> None:
-        """Join the members' current weights (once per call: an optimizer may have moved them)."""
-        w = xp.concatenate([m.weight for m in self.linears], axis=0)
-        self.w = w if w.dtype == dtype else w.astype(dtype)
-        self.wt = xp.ascontiguousarray(self.w.T)
-        if any(m.has_bias for m in self.linears):
-            b = xp.concatenate([m.bias if m.has_bias else xp.zeros(m.out_features, dtype=dtype)
-                                for m in self.linears])
-            self.b = b if b.dtype == dtype else b.astype(dtype)
-        else:
-            self.b = None
-
-
 class _Plan:
     """The compiled plan of one ``(T, B, features, dtype, keep)``; see the module docstring."""
 
@@ -98,10 +77,6 @@ class _Plan:
         xp = self.xp = backend.get_array_module(x)
         self.dtype = x.dtype
         T, B = self.T, self.B
-        consumers: list[list[int]] = [[] for _ in range(n)]
-        for i, step in enumerate(plan):
-            for p in step.parents:
-                consumers[p].append(i)
         self.out_nodes = [cell._out_idx[j] for j in sig.state_outputs]
         outputs = set(cell._out_idx)
         # Inputs: which plan index receives x_t and each carried state.
@@ -134,46 +109,25 @@ class _Plan:
             if type(step.module) is Linear and not step.table and _is_array(vals[i]) \
                     and vals[i].ndim == 2 and vals[step.parents[0]].ndim == 2:
                 by_parent.setdefault(step.parents[0], []).append(i)
-        self.groups = [_Group(m, [plan[i].module for i in m], p) for p, m in by_parent.items()]
+        self.groups = [LinearGroup(m, [plan[i].module for i in m], p) for p, m in by_parent.items()]
         in_group = {i: (g, k) for g in self.groups for k, i in enumerate(g.members)}
+        self.group_of = {i: gi for gi, g in enumerate(self.groups) for i in g.members}
         # (3) Element-wise regions: greedy, convex, one shape each.
-        anc: list[set[int]] = []
-        for i, step in enumerate(plan):
-            s: set[int] = set()
-            for p in step.parents:
-                s |= anc[p]
-                s.add(p)
-            anc.append(s)
         cand = {i for i in rec if i not in in_group and _is_array(vals[i])
                 and is_elementwise(plan[i].module, plan[i].table, len(plan[i].parents))
                 and all(_is_array(vals[p]) and vals[p].shape == vals[i].shape
                         and vals[p].dtype == vals[i].dtype for p in plan[i].parents)}
-        region_of: dict[int, int] = {}
-        regions: list[set[int]] = []
-        for i in sorted(cand):
-            joined: set[int] = {i}
-            for p in plan[i].parents:
-                if p in region_of and vals[p].shape == vals[i].shape:
-                    trial = joined | regions[region_of[p]]
-                    ext = {q for m in trial for q in plan[m].parents if q not in trial}
-                    if not any(anc[q] & trial for q in ext):
-                        joined = trial
-            rid = len(regions)
-            regions.append(joined)
-            for m in joined:
-                if m in region_of and region_of[m] != rid:
-                    regions[region_of[m]] = set()
-                region_of[m] = rid
+
+        def same(a: int, b: int) -> bool:
+            return vals[a].shape == vals[b].shape and vals[a].dtype == vals[b].dtype
+
         self.regions: list[Region] = []
         region_entry: dict[int, int] = {}
-        for members in regions:
-            if not members:
-                continue
-            nodes = sorted(members)
-            exposed = [i for i in nodes if i in outputs
-                       or any(c not in members for c in consumers[i])]
+        for nodes, exposed in form_regions(plan, cand, same, outputs):
+            cols = {q: (in_group[q][0].offsets[in_group[q][1]], in_group[q][0].sizes[in_group[q][1]])
+                    for m in nodes for q in plan[m].parents if q in in_group}
             r = Region(nodes, plan, exposed, tuple(vals[nodes[0]].shape), vals[nodes[0]].dtype,
-                       xp, keep, owner.kernels)
+                       xp, keep, owner.kernels, ext_cols=cols)
             for i in nodes:
                 region_entry[i] = len(self.regions)
             self.regions.append(r)
@@ -187,25 +141,7 @@ class _Plan:
             entry_of[i] = ("region", ri)
         for i in self.opaque:
             entry_of[i] = ("node", i)
-        deps: dict[tuple[str, int], set[tuple[str, int]]] = {e: set() for e in entry_of.values()}
-        first: dict[tuple[str, int], int] = {}
-        for i, e in entry_of.items():
-            first[e] = min(first.get(e, i), i)
-            for p in plan[i].parents:
-                if p in entry_of and entry_of[p] != e:
-                    deps[e].add(entry_of[p])
-        order: list[tuple[str, int]] = []
-        done: set[tuple[str, int]] = set()
-        pending = sorted(deps, key=lambda e: first[e])
-        while pending:
-            for e in pending:
-                if deps[e] <= done:
-                    order.append(e)
-                    done.add(e)
-                    pending.remove(e)
-                    break
-            else:  # cannot happen for convex regions; refuse rather than run wrongly
-                raise CompileError(f"{cell.describe()}: no order of the fused step entries")
+        order = order_entries(plan, entry_of, cell.describe())
         self.order = order
         # (5) Buffers. Histories have T entries when backward will run, else 1 (scratch).
         L = T if keep else 1
@@ -316,16 +252,12 @@ class CompiledSequence:
             for kind, e in p.order:
                 if kind == "group":
                     g = p.groups[e]
-                    y = p.group_y[e][h]
-                    xp.matmul(cur[g.parent], g.wt, out=y)
-                    if g.b is not None:
-                        y += g.b
-                    for i, off, size in zip(g.members, g.offsets, g.sizes):
-                        cur[i] = y[:, off:off + size]
+                    for i, v in zip(g.members, g.forward(xp, cur[g.parent], p.group_y[e][h])):
+                        cur[i] = v
                 elif kind == "region":
                     r = p.regions[e]
                     vs = [v[h] for v in p.region_v[e]]
-                    r.forward([cur[q] for q in r.ext], vs)
+                    r.forward(self._region_ext(p, r, cur, h), vs)
                     for i, v in zip(r.nodes, vs):
                         cur[i] = v
                 else:
@@ -406,14 +338,8 @@ class CompiledSequence:
             for kind, e in reversed(p.order):
                 if kind == "group":
                     g = p.groups[e]
-                    gg = p.group_g[e][t]
-                    for i, off, size in zip(g.members, g.offsets, g.sizes):
-                        gi = gv.get(i)
-                        if gi is None:
-                            gg[:, off:off + size] = 0
-                        else:
-                            gg[:, off:off + size] = gi
-                    acc(g.parent, xp.matmul(gg, g.w))
+                    gg = g.stack_grads([gv.get(i) for i in g.members], p.group_g[e][t])
+                    acc(g.parent, g.grad_input(xp, gg))
                 elif kind == "region":
                     r = p.regions[e]
                     vs = [v[t] for v in p.region_v[e]]
@@ -421,7 +347,7 @@ class CompiledSequence:
                     for i in (r.nodes[k] for k in r.exposed):
                         gi = gv.get(i)
                         gx_exp.append(xp.zeros(r.shape, dtype=r.dtype) if gi is None else gi)
-                    ge = r.backward([cur[q] for q in r.ext], vs, gx_exp)
+                    ge = r.backward(self._region_ext(p, r, cur, t), vs, gx_exp)
                     for q, gq in zip(r.ext, ge):
                         # Region buffers are reused by the next step: what outlives the step
                         # (the carried state's gradient) is copied below.
@@ -488,23 +414,21 @@ class CompiledSequence:
             ins = [flat_x if q == p.x_node else big[q] for q in step.parents]
             step.module.acc_grad_parameters(ins if step.table else ins[0], run["gh"][i], scale)
         for gi, g in enumerate(p.groups):
-            G = p.group_g[gi].reshape(T * B, g.total)
             X = self._history(run, g.parent).reshape(T * B, g.in_features)
-            gw = xp.matmul(G.T, X)
-            gb = G.sum(axis=0)
-            if scale != 1.0:
-                gw *= scale
-                gb *= scale
-            for m, off, size in zip(g.linears, g.offsets, g.sizes):
-                m.grad_weight += gw[off:off + size]
-                if m.has_bias:
-                    m.grad_bias += gb[off:off + size]
+            g.acc_grad_parameters(xp, X, p.group_g[gi].reshape(T * B, g.total), scale)
         for i in p.opaque:
             step = steps[i]
             for t in range(T):
                 cur = run["steps"][t]
                 inp = [cur[q] for q in step.parents] if step.table else cur[step.parents[0]]
                 p.clones[i][t].acc_grad_parameters(inp, run["grads"][t][i], scale)
+
+    @staticmethod
+    def _region_ext(p: _Plan, r: Region, cur: dict[int, Any], h: int) -> list[Any]:
+        """The arrays region ``r`` reads at history index ``h``: a Linear group member as its
+        group's whole product (the region reads its columns)."""
+        return [p.group_y[p.group_of[q]][h] if c is not None else cur[q]
+                for q, c in zip(r.ext, r.ext_cols)]
 
     @staticmethod
     def _history(run: dict[str, Any], node: int) -> Array:
