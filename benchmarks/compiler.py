@@ -342,12 +342,13 @@ def build_cases(quick: bool = False, only: list[str] | None = None,
         quick: tiny sizes.
         only: case names or prefixes (``gru-train`` selects ``gru-train-mnist`` and ``-char``).
         shapes: the recurrent shapes (``mnist``, ``char``).
-        numba: include the numba peers (default: when numba is installed).
+        numba: include the numba peers (default: when numba is installed and not ``quick``:
+            numba compiles each generated kernel on first use, seconds each).
         gru_cell: the user GRU of :data:`benchmarks.cells.GRU_CELLS`.
     """
     from .cells import GRU_CELLS, peephole_lstm_cell
 
-    numba = _has_numba() if numba is None else numba
+    numba = (_has_numba() and not quick) if numba is None else numba and _has_numba()
     user_gru = GRU_CELLS[gru_cell]
     kernel_sets = ["numpy"] + (["numba"] if numba else [])
     cases: list[Case] = []
@@ -656,7 +657,8 @@ def run_memory(args: argparse.Namespace, cases: list[Case]) -> str:
             cmd = [sys.executable, "-m", "benchmarks.compiler", "--memory-child",
                    f"{case.name}:{p.key}", "--memory-steps", str(args.memory_steps),
                    "--threads", str(args.threads), "--shapes", args.shapes,
-                   "--gru-cell", args.gru_cell] + (["--quick"] if args.quick else [])
+                   "--gru-cell", args.gru_cell] + (["--quick"] if args.quick else []) \
+                + (["--numba"] if args.numba else []) + (["--no-numba"] if args.no_numba else [])
             env = childenv.child_env(args.threads, root=ROOT)
             proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                                   timeout=args.child_timeout)
@@ -767,7 +769,8 @@ def header(args: argparse.Namespace, argv: list[str]) -> list[str]:
         f"# threads: {args.threads} (threadpoolctl + torch.set_num_threads), one process",
         f"# malloc: {malloc}",
         f"# timing: {args.repeat} interleaved repeats after {args.warmup} warm-up step(s) "
-        f"(+1 guard step) per peer; wall-clock median and min, process CPU time median",
+        + ("" if args.no_guard else "(+1 guard step) ")
+        + "per peer; wall-clock median and min, process CPU time median",
         f"# user GRU cell: benchmarks.cells.{'gru_cell' if args.gru_cell == 'gates' else 'stacked_gru_cell'}",
         f"# load average (1/5/15 min) at start: {_load()}",
     ]
@@ -785,6 +788,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "lstm-infer, gru-infer (each -mnist / -char), ff-train, ff-infer")
     p.add_argument("--shapes", default="mnist,char", help="recurrent shapes (mnist,char)")
     p.add_argument("--no-numba", action="store_true", help="leave out the numba peers")
+    p.add_argument("--numba", action="store_true",
+                   help="with --quick: include the numba peers (left out by default: numba "
+                        "compiles every generated kernel on first use)")
     p.add_argument("--gru-cell", choices=["gates", "stacked"], default="gates",
                    help="the user GRU: six Linears (gates) or two stacked Linears + Narrow")
     p.add_argument("--no-guard", action="store_true", help="skip the equality check")
@@ -843,7 +849,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", message=".*running them unoptimized")
         only = [o.strip() for o in args.only.split(",") if o.strip()] if args.only else None
         shapes = tuple(s.strip() for s in args.shapes.split(",") if s.strip())
-        cases = build_cases(args.quick, only, shapes, numba=False if args.no_numba else None,
+        numba = False if args.no_numba else (True if args.numba else None)
+        cases = build_cases(args.quick, only, shapes, numba=numba,
                             gru_cell=args.gru_cell)
         if args.memory_child:
             return _memory_child(args, cases)
