@@ -5,10 +5,11 @@ and reads the shape of every node's value; from them it builds a plan that later
 same shapes and dtype follow:
 
 * Linears reading the same node (directly, not through a list) run as one matrix product over
-  their stacked weights (:class:`nngraph_py.graph.optimize.FusedLinearGroup`, reused here
-  without touching the gModule's own plan);
-* element-wise regions (:mod:`nngraph_py.compile.elementwise`) of two or more nodes of one shape
-  run as one generated function forward and one backward, into buffers allocated once;
+  their joined weights (:class:`nngraph_py.compile.linear.LinearGroup`), into a buffer planned
+  once;
+* element-wise regions of two or more nodes of one shape (any convex sub-DAG,
+  :mod:`nngraph_py.compile.schedule`) run as one generated function forward and one backward
+  (:mod:`nngraph_py.compile.elementwise`), into buffers planned once;
 * every other node runs through its own module, as in the gModule.
 
 The wrapped gModule is this module's only content: parameters, names, children, ``summary``,
@@ -21,16 +22,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy
-
 from .. import backend, nest
 from ..errors import GraphError
 from ..graph.gmodule import gModule
-from ..graph.optimize import FusedLinearGroup, _Member
 from ..module import Module
 from ..nn.identity import Identity
 from ..nn.linear import Linear
 from .elementwise import Region, is_elementwise, numba_available
+from .linear import LinearGroup
+from .schedule import form_regions, order_entries
 
 __all__ = ["compile", "CompiledGraph"]
 
@@ -48,89 +48,61 @@ def _key(inputs: list[Any]) -> tuple:
 
 
 class _Plan:
-    """The execution plan of one (input shapes, dtype): entries in topological order.
+    """The execution plan of one (input shapes, dtype): ``entries`` in topological order, each
+    ``("input", i)``, ``("node", i)``, ``("group", k)`` (``groups[k]``) or ``("region", k)``
+    (``regions[k]``, member values in ``region_v[k]``)."""
 
-    Each entry is ``(i, kind, payload)``: ``kind`` ``"input"`` (node ``i`` is a gModule input
-    read through an Identity), ``"module"`` (payload: the module to run, the gModule's own or a
-    fused Linear member), or ``"region"`` (payload: a :class:`Region` whose root is node ``i``).
-    """
-
-    def __init__(self, g: gModule, vals: list[Any], keep: bool, kernels: str = "numpy"):
+    def __init__(self, g: gModule, vals: list[Any], keep: bool, kernels: str):
         plan = g._plan
         n = len(plan)
-        consumers: list[list[int]] = [[] for _ in range(n)]
-        for i, step in enumerate(plan):
-            for p in step.parents:
-                consumers[p].append(i)
         outputs = set(g._out_idx)
-        # (i) Linears reading one node: one product per group.
-        modules = [step.module for step in plan]
+        xp = None
+        for v in vals:
+            if backend.is_array(v):
+                xp = backend.get_array_module(v)
+                break
+        # (i) Linears reading one node (2-D values): one product per group.
         by_parent: dict[int, list[int]] = {}
         for i, step in enumerate(plan):
             if type(step.module) is Linear and not step.table and step.slot < 0 \
+                    and backend.is_array(vals[i]) and vals[i].ndim == 2 \
                     and backend.is_array(vals[step.parents[0]]):
                 by_parent.setdefault(step.parents[0], []).append(i)
-        self.groups = 0
-        for members in by_parent.values():
-            if len(members) < 2:
-                continue
-            group = FusedLinearGroup([plan[i].module for i in members])  # type: ignore[misc]
-            for k, i in enumerate(members):
-                modules[i] = _Member(group, k, leader=(k == 0))
-            self.groups += 1
-        # (ii) element-wise regions: a fusable node joins its consumer's region when it has one
-        # consumer, that consumer is fusable, it is not an output, and shapes/dtypes agree.
-        fusable = [step.slot < 0 and is_elementwise(step.module, step.table, len(step.parents))
-                   and backend.is_array(vals[i]) for i, step in enumerate(plan)]
-        joins: dict[int, int] = {}
-        for i in range(n):
-            if fusable[i] and i not in outputs and len(consumers[i]) == 1:
-                c = consumers[i][0]
-                if fusable[c] and vals[c].shape == vals[i].shape \
-                        and vals[c].dtype == vals[i].dtype and plan[c].parents.count(i) == 1:
-                    joins[i] = c
-        members_of: dict[int, list[int]] = {}
-        for i in range(n):
-            if fusable[i] and i not in joins:
-                members_of[i] = []
-        for i in range(n):
-            if fusable[i]:
-                root = i
-                while root in joins:
-                    root = joins[root]
-                members_of[root].append(i)
-        absorbed: set[int] = set()
-        self.regions: dict[int, Region] = {}
-        for root, nodes in members_of.items():
-            if len(nodes) < 2:
-                continue
-            # Every input of the region must have the root's shape (no broadcasting here).
-            shape, dtype = vals[root].shape, vals[root].dtype
-            ok = all(p in nodes or (backend.is_array(vals[p]) and vals[p].shape == shape
-                                    and vals[p].dtype == dtype)
-                     for i in nodes for p in plan[i].parents)
-            if not ok:
-                continue
-            xp = backend.get_array_module(vals[root])
-            # "auto" is NumPy passes for now: measured on the GRU cell (batch 100, hidden 128,
-            # float32), the generated scalar numba loops over the strided Linear slices are
-            # 2-5x slower than NumPy's vectorised exp/tanh (benchmarks/RESULTS.md).
-            use = "numpy" if kernels == "auto" else kernels
-            if use == "numba" and not (type(vals[root]) is numpy.ndarray
-                                       and dtype in (numpy.float32, numpy.float64)):
-                use = "numpy"
-            self.regions[root] = Region(sorted(nodes), plan, shape, dtype, xp, keep, use)
-            absorbed.update(nodes)
-        self.entries: list[tuple[int, str, Any]] = []
+        self.groups = [LinearGroup(m, [plan[i].module for i in m], p)
+                       for p, m in by_parent.items() if len(m) >= 2]
+        self.group_y = [xp.empty((vals[g.members[0]].shape[0], g.total),
+                                 dtype=vals[g.members[0]].dtype) for g in self.groups]
+        self.group_g = [xp.empty_like(y) for y in self.group_y] if keep else None
+        in_group = {i: k for k, g in enumerate(self.groups) for i in g.members}
+        # (ii) element-wise regions.
+        cand = {i for i, step in enumerate(plan)
+                if step.slot < 0 and i not in in_group and backend.is_array(vals[i])
+                and is_elementwise(step.module, step.table, len(step.parents))
+                and all(backend.is_array(vals[p]) and vals[p].shape == vals[i].shape
+                        and vals[p].dtype == vals[i].dtype for p in step.parents)}
+
+        def same(a: int, b: int) -> bool:
+            return vals[a].shape == vals[b].shape and vals[a].dtype == vals[b].dtype
+
+        self.regions: list[Region] = []
+        self.region_v: list[list[Any]] = []
+        entry_of: dict[int, tuple[str, int]] = {}
+        for nodes, exposed in form_regions(plan, cand, same, outputs):
+            r = Region(nodes, plan, exposed, tuple(vals[nodes[0]].shape), vals[nodes[0]].dtype,
+                       xp, keep, kernels)
+            for i in nodes:
+                entry_of[i] = ("region", len(self.regions))
+            self.regions.append(r)
+            self.region_v.append([xp.empty(r.shape, dtype=r.dtype) for _ in nodes])
+        for k, grp in enumerate(self.groups):
+            for i in grp.members:
+                entry_of[i] = ("group", k)
         for i, step in enumerate(plan):
-            if i in self.regions:
-                self.entries.append((i, "region", self.regions[i]))
-            elif i in absorbed:
-                continue
-            elif step.slot >= 0 and type(step.module) is Identity:
-                self.entries.append((i, "input", None))
-            else:
-                self.entries.append((i, "module", modules[i]))
+            if i not in entry_of:
+                is_input = step.slot >= 0 and type(step.module) is Identity
+                entry_of[i] = ("input" if is_input else "node", i)
+        self.entries = order_entries(plan, entry_of, g.describe())
+        self.n = n
 
 
 class CompiledGraph(Module):
@@ -195,9 +167,11 @@ class CompiledGraph(Module):
         return self
 
     def plan_info(self) -> list[dict[str, Any]]:
-        """For each compiled (shapes, dtype): the Linear groups and fused regions formed."""
-        return [{"key": k, "linear_groups": p.groups,
-                 "regions": [len(r.nodes) for r in p.regions.values()],
+        """For each compiled (shapes, dtype): the Linear groups and fused regions formed (plan
+        indices) and how many entries run per call."""
+        return [{"key": k, "linear_groups": [list(g.members) for g in p.groups],
+                 "regions": [list(r.nodes) for r in p.regions],
+                 "region_kernels": [r.kernels for r in p.regions],
                  "steps": len(p.entries)} for k, p in self._plans.items()]
 
     def update_output(self, input: Any) -> Any:
@@ -228,29 +202,41 @@ class CompiledGraph(Module):
     def _run_forward(self, plan: _Plan, inputs: list[Any]) -> list[Any]:
         g = self.graph
         steps = g._plan
-        vals: list[Any] = [None] * len(steps)
-        for i, kind, payload in plan.entries:
-            step = steps[i]
+        vals: list[Any] = [None] * plan.n
+        xp = None
+        for kind, e in plan.entries:
             if kind == "input":
-                vals[i] = inputs[step.slot]
-                continue
-            if kind == "region":
-                y = payload.forward([vals[p] for p in payload.ext])
-                # An output must outlive the next call, which overwrites the region's buffers.
-                vals[i] = y.copy() if i in self._outputs else y
-                continue
-            if step.slot >= 0:
-                x = inputs[step.slot]
-            elif step.table:
-                x = [vals[p] for p in step.parents]
+                vals[e] = inputs[steps[e].slot]
+            elif kind == "group":
+                grp = plan.groups[e]
+                x = vals[grp.parent]
+                xp = backend.get_array_module(x)
+                for lin in grp.linears:
+                    lin._check(x)
+                grp.gather(xp, x.dtype)
+                for i, v in zip(grp.members, grp.forward(xp, x, plan.group_y[e])):
+                    # An output must outlive the next call, which overwrites the buffers.
+                    vals[i] = v.copy() if i in self._outputs else v
+            elif kind == "region":
+                r = plan.regions[e]
+                vs = plan.region_v[e]
+                r.forward([vals[q] for q in r.ext], vs)
+                for i, v in zip(r.nodes, vs):
+                    vals[i] = v.copy() if i in self._outputs else v
             else:
-                x = vals[step.parents[0]]
-            try:
-                y = payload.update_output(x)
-            except Exception as exc:  # noqa: BLE001 - re-raised with the node named
-                raise g._node_error(i, "forward", exc, x) from exc
-            vals[i] = nest.as_array(y) if not isinstance(y, list) and not backend.is_array(y) \
-                else y
+                step = steps[e]
+                if step.slot >= 0:
+                    x = inputs[step.slot]
+                elif step.table:
+                    x = [vals[q] for q in step.parents]
+                else:
+                    x = vals[step.parents[0]]
+                try:
+                    y = step.module.update_output(x)
+                except Exception as exc:  # noqa: BLE001 - re-raised with the node named
+                    raise g._node_error(e, "forward", exc, x) from exc
+                vals[e] = nest.as_array(y) if not isinstance(y, list) \
+                    and not backend.is_array(y) else y
         return vals
 
     def _node_input(self, i: int) -> Any:
@@ -270,7 +256,9 @@ class CompiledGraph(Module):
             raise GraphError(f"{self.describe()}: backward after a forward that kept nothing for "
                              f"it (evaluate mode or no_grad=True); call training() and forward "
                              f"again")
-        n = len(g._plan)
+        plan = self._last_plan
+        vals = self._vals
+        n = plan.n
         gouts: list[Any] = [None] * n
         owned = [False] * n
         grads = [grad_output] if len(g._out_idx) == 1 else g._split_grad_output(grad_output)
@@ -278,37 +266,50 @@ class CompiledGraph(Module):
             g._accumulate(gouts, owned, i, gr)
         grad_inputs: list[Any] = [None] * len(g.input_nodes)
         steps = g._plan
-        for i, kind, payload in reversed(self._last_plan.entries):
-            step = steps[i]
+
+        def grad_of(i: int) -> Any:
             gr = gouts[i]
             if gr is None:
-                gr = gouts[i] = nest.zeros_like(self._vals[i])
+                gr = gouts[i] = nest.zeros_like(vals[i])
             elif type(gr) is list:
-                gr = gouts[i] = nest.fill_none(gr, self._vals[i])
+                gr = gouts[i] = nest.fill_none(gr, vals[i])
+            return gr
+
+        for kind, e in reversed(plan.entries):
             if kind == "input":
-                grad_inputs[step.slot] = gr
-                continue
-            if kind == "region":
-                ge = payload.backward([self._vals[p] for p in payload.ext], gr)
-                for p, gp in zip(payload.ext, ge):
+                grad_inputs[steps[e].slot] = grad_of(e)
+            elif kind == "group":
+                grp = plan.groups[e]
+                x = vals[grp.parent]
+                xp = backend.get_array_module(x)
+                gg = grp.stack_grads([gouts[i] for i in grp.members], plan.group_g[e])
+                g._accumulate(gouts, owned, grp.parent, grp.grad_input(xp, gg))
+            elif kind == "region":
+                r = plan.regions[e]
+                gx = [grad_of(r.nodes[k]) for k in r.exposed]
+                ge = r.backward([vals[q] for q in r.ext], plan.region_v[e], gx)
+                for q, gq in zip(r.ext, ge):
                     # The region's buffers are reused by the next backward: what can reach the
                     # caller (an input's gradient) is copied; the rest is used within this call.
-                    if gouts[p] is None and steps[p].slot >= 0:
-                        gp = gp.copy()
-                    g._accumulate(gouts, owned, p, gp)
-                continue
-            x = self._node_input(i)
-            try:
-                gi = payload.update_grad_input(x, gr)
-            except Exception as exc:  # noqa: BLE001
-                raise g._node_error(i, "backward", exc, x, gr) from exc
-            if step.slot >= 0:
-                grad_inputs[step.slot] = nest.zeros_like(x) if gi is None else nest.as_array(gi)
-            elif step.table:
-                for j, p in enumerate(step.parents):
-                    g._accumulate(gouts, owned, p, gi[j])
+                    if steps[q].slot >= 0:
+                        gq = gq.copy()
+                    g._accumulate(gouts, owned, q, gq)
             else:
-                g._accumulate(gouts, owned, step.parents[0], gi)
+                step = steps[e]
+                gr = grad_of(e)
+                x = self._node_input(e)
+                try:
+                    gi = step.module.update_grad_input(x, gr)
+                except Exception as exc:  # noqa: BLE001
+                    raise g._node_error(e, "backward", exc, x, gr) from exc
+                if step.slot >= 0:
+                    grad_inputs[step.slot] = nest.zeros_like(x) if gi is None \
+                        else nest.as_array(gi)
+                elif step.table:
+                    for j, q in enumerate(step.parents):
+                        g._accumulate(gouts, owned, q, gi[j])
+                else:
+                    g._accumulate(gouts, owned, step.parents[0], gi)
         self._gouts = gouts
         self.grad_input = grad_inputs[0] if len(grad_inputs) == 1 else grad_inputs
         return self.grad_input
@@ -319,14 +320,20 @@ class CompiledGraph(Module):
             return
         if self._gouts is None:
             raise GraphError("acc_grad_parameters called before update_grad_input")
-        for i, kind, payload in reversed(self._last_plan.entries):
-            if kind != "module":
-                continue  # inputs and element-wise regions hold no parameters
-            x = self._node_input(i)
-            try:
-                payload.acc_grad_parameters(x, self._gouts[i], scale)
-            except Exception as exc:  # noqa: BLE001
-                raise self.graph._node_error(i, "backward", exc, x, self._gouts[i]) from exc
+        plan = self._last_plan
+        steps = self.graph._plan
+        for kind, e in reversed(plan.entries):
+            if kind == "group":
+                grp = plan.groups[e]
+                x = self._vals[grp.parent]
+                grp.acc_grad_parameters(backend.get_array_module(x), x, plan.group_g[e], scale)
+            elif kind == "node":
+                x = self._node_input(e)
+                try:
+                    steps[e].module.acc_grad_parameters(x, self._gouts[e], scale)
+                except Exception as exc:  # noqa: BLE001
+                    raise self.graph._node_error(e, "backward", exc, x,
+                                                 self._gouts[e]) from exc
 
     def _apply_extra(self, convert: Any) -> None:
         # Plans hold buffers of the old device/dtype: rebuild them on the next call.
