@@ -193,7 +193,7 @@ class Region:
             use_numba = False  # other arrays: the NumPy passes (documented)
         self.kernels = "numba" if use_numba else "numpy"
         if self.kernels == "numba":
-            self.source = self._numba_source()
+            self.source = self._numba_source(keep)
             self._fwd, self._bwd = _numba_compile(self.source)
             self._gext = [xp.empty(shape, dtype=dtype) for _ in self.ext] if keep else None
         else:
@@ -368,7 +368,21 @@ class Region:
     # ------------------------------------------------------------------------------------------
     # numba loop kernels
     # ------------------------------------------------------------------------------------------
-    def _numba_source(self) -> str:
+    def _needed(self) -> tuple[set[int], set[int]]:
+        """Members and external inputs that backward reads (besides the gradients)."""
+        need_v: set[int] = set(self.exposed)
+        need_e: set[int] = set()
+        for k, op in enumerate(self.ops):
+            if op.kind in ("tanh", "sigmoid", "exp"):
+                need_v.add(k)
+            if op.kind in ("mul", "relu", "square"):
+                for s, j in op.args:
+                    (need_v if s == "v" else need_e).add(j)
+        return need_v, need_e
+
+    def _numba_source(self, keep: bool) -> str:
+        """Forward and backward loop kernels; the forward stores only what backward reads and
+        what leaves the region (only the exposed members when ``keep`` is False)."""
         consts: dict[float, str] = {}
 
         def lit(c: float) -> str:
@@ -376,6 +390,8 @@ class Region:
             return consts.setdefault(float(c), f"K{len(consts)}")
 
         n, ne = len(self.ops), len(self.ext)
+        need_v, need_e = self._needed()
+        stored = sorted(need_v) if keep else sorted(self.exposed)
         fwd_lines, bwd_lines = [], []
         for k, op in enumerate(self.ops):
             a = [f"{s}{j}" for s, j in op.args]
@@ -395,28 +411,32 @@ class Region:
             for arg, term in zip(op.args, _scalar_grads(op, a, f"v{k}", f"g{k}", lit)):
                 contrib.setdefault(arg, []).append(term)
         ind = " " * 12
-        rows_e = [f"re{j} = E[{j}][r]" if c is None else f"re{j} = E[{j}][r, {c[0]}:{c[0] + c[1]}]"
-                  for j, c in enumerate(self.ext_cols)]
-        rows_v = [f"rv{k} = V[{k}][r]" for k in range(n)]
-        rows_gx = [f"gx{p} = GX[{p}][r]" for p in range(len(self.exposed))]
-        rows_ge = [f"rg{j} = GE[{j}][r]" for j in range(ne)]
-        load_e = [f"e{j} = re{j}[s]" for j in range(ne)]
-        load_v = [f"v{k} = rv{k}[s]" for k in range(n)]
-        store_v = [f"rv{k}[s] = v{k}" for k in range(n)]
-        store_g = [f"rg{j}[s] = " + (" + ".join(contrib.get(("e", j), [])) or "0.0")
-                   for j in range(ne)]
+
+        def row_e(j: int) -> str:
+            c = self.ext_cols[j]
+            return f"re{j} = E[{j}][r]" if c is None else f"re{j} = E[{j}][r, {c[0]}:{c[0] + c[1]}]"
+
         kdefs = [f"    {name} = V[0].dtype.type({c!r})" for c, name in consts.items()]
         lines = ["def forward(E, V):", *kdefs,
                  "    for r in range(V[0].shape[0]):",
-                 *("        " + x for x in rows_e + rows_v),
+                 *("        " + x for x in [row_e(j) for j in range(ne)]
+                   + [f"rv{k} = V[{k}][r]" for k in stored]),
                  "        for s in range(V[0].shape[1]):",
-                 *(ind + x for x in load_e + fwd_lines + store_v),
+                 *(ind + x for x in [f"e{j} = re{j}[s]" for j in range(ne)] + fwd_lines
+                   + [f"rv{k}[s] = v{k}" for k in stored]),
                  "def backward(E, V, GX, GE):", *kdefs,
                  "    for r in range(V[0].shape[0]):",
-                 *("        " + x for x in rows_e + rows_v + rows_gx + rows_ge),
+                 *("        " + x for x in [row_e(j) for j in sorted(need_e)]
+                   + [f"rv{k} = V[{k}][r]" for k in sorted(need_v)]
+                   + [f"gx{p} = GX[{p}][r]" for p in range(len(self.exposed))]
+                   + [f"rg{j} = GE[{j}][r]" for j in range(ne)]),
                  "        for s in range(V[0].shape[1]):",
-                 *(ind + x for x in load_e + load_v + bwd_lines + store_g)]
-        return "\n".join(lines) + "\n"
+                 *(ind + x for x in [f"e{j} = re{j}[s]" for j in sorted(need_e)]
+                   + [f"v{k} = rv{k}[s]" for k in sorted(need_v)] + bwd_lines
+                   + [f"rg{j}[s] = " + (" + ".join(contrib.get(("e", j), [])) or "0.0")
+                      for j in range(ne)])]
+        tanh = "TANH32(" if self.dtype == numpy.float32 else "math.tanh("
+        return "\n".join(lines).replace("TANH(", tanh) + "\n"
 
     def cuda_source(self) -> tuple[str, str, str, str]:
         """CuPy ``ElementwiseKernel`` parts ``(in_params, out_params, forward body, name)`` of
@@ -464,25 +484,10 @@ def numba_available() -> bool:
 
 
 def _numba_compile(src: str) -> tuple[Any, Any]:
-    """The jitted ``(forward, backward)`` of a generated source, compiled once per source."""
+    """The jitted ``(forward, backward)`` of a generated source, compiled once per source and
+    process (and cached on disk across processes: :mod:`nngraph_py.compile._numba_region`)."""
     if src not in _KERNELS:
-        import math
+        from ._numba_region import compile_source
 
-        import numba
-
-        from ._numba_kernels import _tanh
-
-        @numba.njit(inline="always")
-        def pos(x: Any, g: Any) -> Any:
-            return g if x > 0 else g * 0
-
-        @numba.njit(inline="always")
-        def max0(x: Any) -> Any:
-            return x if x > 0 else x * 0
-
-        env: dict[str, Any] = {"TANH": _tanh, "EXP": numba.njit(inline="always")(
-            lambda x: math.exp(x)), "POS": pos, "MAX0": max0}
-        exec(compile(src, "<nngraph_py.compile region kernel>", "exec"), env)  # noqa: S102
-        opts = dict(nogil=True, cache=False, error_model="numpy", fastmath={"contract"})
-        _KERNELS[src] = (numba.njit(**opts)(env["forward"]), numba.njit(**opts)(env["backward"]))
+        _KERNELS[src] = compile_source(src, ("forward", "backward"))  # type: ignore[assignment]
     return _KERNELS[src]

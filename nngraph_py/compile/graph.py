@@ -6,8 +6,8 @@ same shapes and dtype follow:
 
 * Linears reading the same node (directly, not through a list) run as one matrix product over
   their joined weights (:class:`nngraph_py.compile.linear.LinearGroup`), into a buffer planned
-  once;
-* element-wise regions of two or more nodes of one shape (any convex sub-DAG,
+  once (a Linear alone too: no fresh output array per call);
+* element-wise regions of nodes of one shape (any convex sub-DAG,
   :mod:`nngraph_py.compile.schedule`) run as one generated function forward and one backward
   (:mod:`nngraph_py.compile.elementwise`), into buffers planned once;
 * every other node runs through its own module, as in the gModule.
@@ -69,7 +69,7 @@ class _Plan:
                     and backend.is_array(vals[step.parents[0]]):
                 by_parent.setdefault(step.parents[0], []).append(i)
         self.groups = [LinearGroup(m, [plan[i].module for i in m], p)
-                       for p, m in by_parent.items() if len(m) >= 2]
+                       for p, m in by_parent.items()]
         self.group_y = [xp.empty((vals[g.members[0]].shape[0], g.total),
                                  dtype=vals[g.members[0]].dtype) for g in self.groups]
         self.group_g = [xp.empty_like(y) for y in self.group_y] if keep else None

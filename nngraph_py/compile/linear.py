@@ -35,12 +35,19 @@ class LinearGroup:
         self.in_features = linears[0].in_features
 
     def gather(self, xp: Any, dtype: Any) -> None:
-        """Join the members' current weights and biases (once per call)."""
-        w = xp.concatenate([m.weight for m in self.linears], axis=0)
+        """Join the members' current weights and biases (once per call; a group of one reads
+        its Linear's arrays, no copy)."""
+        if len(self.linears) == 1:
+            w = self.linears[0].weight
+        else:
+            w = xp.concatenate([m.weight for m in self.linears], axis=0)
         self.w = w if w.dtype == dtype else w.astype(dtype)
-        self.wt = xp.ascontiguousarray(self.w.T)
+        self.wt = self.w.T  # a transposed view: BLAS reads it as such, nothing is copied
         self.b = None
-        if any(m.has_bias for m in self.linears):
+        if len(self.linears) == 1 and self.linears[0].has_bias:
+            b = self.linears[0].bias
+            self.b = b if b.dtype == dtype else b.astype(dtype)
+        elif any(m.has_bias for m in self.linears):
             b = xp.concatenate([m.bias if m.has_bias else xp.zeros(m.out_features, dtype=dtype)
                                 for m in self.linears])
             self.b = b if b.dtype == dtype else b.astype(dtype)

@@ -26,7 +26,7 @@ def consumers_of(plan: Sequence[Any]) -> list[list[int]]:
 
 
 def form_regions(plan: Sequence[Any], candidates: set[int], same_shape: Any,
-                 outputs: set[int]) -> list[tuple[list[int], list[int]]]:
+                 outputs: set[int], min_size: int = 1) -> list[tuple[list[int], list[int]]]:
     """Element-wise regions among ``candidates`` (plan indices).
 
     Args:
@@ -34,10 +34,12 @@ def form_regions(plan: Sequence[Any], candidates: set[int], same_shape: Any,
         candidates: nodes that may be fused.
         same_shape: ``same_shape(a, b)``: whether nodes ``a`` and ``b`` have one shape and dtype.
         outputs: nodes whose values leave the graph (always exposed).
+        min_size: smaller regions are left out (a region of one node still computes into a
+            planned buffer instead of a fresh array).
 
     Returns:
         ``[(members, exposed)]``: each region's members in plan order and those whose values are
-        needed outside it; regions of one node are left out (nothing to fuse).
+        needed outside it.
     """
     anc: list[set[int]] = []
     for step in plan:
@@ -65,7 +67,7 @@ def form_regions(plan: Sequence[Any], candidates: set[int], same_shape: Any,
     consumers = consumers_of(plan)
     out = []
     for members in regions:
-        if len(members) < 2:
+        if len(members) < max(1, min_size):
             continue
         nodes = sorted(members)
         exposed = [i for i in nodes

@@ -365,7 +365,10 @@ class CompiledSequence:
                         gin = m.update_grad_input(inp, gi)
                     except Exception as exc:  # noqa: BLE001
                         raise cell._node_error(e, "backward", exc, inp, gi) from exc
-                    grads_per_step[t][e] = gi
+                    if m.parameters()[0]:
+                        # Kept for acc_grad_parameters: a copy, since gradients may live in
+                        # buffers the next step overwrites.
+                        grads_per_step[t][e] = nest.map(lambda a: a.copy(), gi)
                     if step.table:
                         for j, q in enumerate(step.parents):
                             acc(q, gin[j])
@@ -418,6 +421,8 @@ class CompiledSequence:
             g.acc_grad_parameters(xp, X, p.group_g[gi].reshape(T * B, g.total), scale)
         for i in p.opaque:
             step = steps[i]
+            if not p.clones[i][0].parameters()[0]:
+                continue
             for t in range(T):
                 cur = run["steps"][t]
                 inp = [cur[q] for q in step.parents] if step.table else cur[step.parents[0]]
