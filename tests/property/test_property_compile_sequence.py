@@ -1,0 +1,267 @@
+"""Property tests of the time-loop compiler: random cells run over time, compiled vs node by node.
+
+Each example is a random cell (``prop_cells.cells``: 1-3 carried states, Linears alone and in
+groups, element-wise modules and tables, ``CMul``, ``LayerNormalization``, ``JoinTable``,
+``Narrow``, ``SelectTable``, nodes reading ``x_t`` only, the state only or both, fan-out, states
+passing through unchanged) with a random sequence length ``T`` (1..6), batch (1..5), layout and
+lengths (PyTorch's packed-sequence semantics). The compiled run (``Recurrence`` compiled, the
+default; or the executor of ``compile_sequence`` itself) must give the node-by-node run's
+(``Recurrence(...).optimize(False)``, per-step clones) outputs, final states, gradients of ``x``
+and of the initial states and parameter gradients, in float64, on repeated calls with the same
+shapes (planned buffers reused) and after a change of shapes. ``LSTM``, ``GRU`` and ``RNN`` are
+checked the same way with ``optimize(True)`` against ``optimize(False)``.
+
+Profiles: ``ci`` (default, bounded, derandomized) and ``long`` (``NNGRAPH_HYPOTHESIS=long``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import lstm
+import prop_counter
+from nngraph_py import backend
+from nngraph_py.compile import CellSignature, compile_sequence
+from nngraph_py.compile.elementwise import numba_available
+from nngraph_py.errors import GraphError
+from prop_cells import RowDesc, build_rows, cells
+from prop_reference import assert_tree_close
+
+F64 = {"rtol": 1e-9, "atol": 1e-10}
+SEEDS = st.integers(0, 2**31 - 2)
+SCALES = st.sampled_from((1.0, 0.5, -2.0, 3.0))
+N = settings.default.max_examples
+
+
+@st.composite
+def runs(draw: Any) -> dict:
+    """The sequence a cell runs over: T, batch, layout, lengths (None: all steps valid)."""
+    T, B = draw(st.integers(1, 6)), draw(st.integers(1, 5))
+    lengths = None
+    if draw(st.booleans()):
+        lengths = np.array([draw(st.integers(1, T)) for _ in range(B)], dtype=np.int64)
+    return {"T": T, "B": B, "batch_first": draw(st.booleans()), "lengths": lengths,
+            "output": draw(st.integers(0, 2)), "none_grads": draw(st.integers(0, 3))}
+
+
+def host(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, (list, tuple)):
+        return [host(u) for u in v]
+    return np.array(backend.to_numpy(v), dtype=np.float64)
+
+
+def _data(desc: RowDesc, run: dict, seed: int, second: bool = False) -> tuple:
+    """``x``, initial states and the gradients of outputs and final states (host float64)."""
+    rng = np.random.default_rng(seed + (7 if second else 0))
+    T, B, sizes = run["T"], run["B"], desc.inputs[1:]
+    o = run["output"] % len(sizes)
+    x = rng.standard_normal((B, T, desc.inputs[0]) if run["batch_first"]
+                            else (T, B, desc.inputs[0]))
+    s0 = [rng.standard_normal((B, s)) for s in sizes]
+    g_out = rng.standard_normal(x.shape[:2] + (sizes[o],))
+    g_fin: list[Any] = [rng.standard_normal((B, s)) for s in sizes]
+    if run["none_grads"] == 0:
+        g_fin = [None] * len(sizes)  # the outputs' gradient alone
+    elif run["none_grads"] == 1:
+        g_out = None
+    return x, s0, g_out, g_fin
+
+
+def _recurrence(cell: Any, desc: RowDesc, run: dict, optimize: bool) -> Any:
+    k = len(desc.inputs) - 1
+    rec = lstm.Recurrence(cell, list(desc.inputs[1:]), output=run["output"] % k,
+                          batch_first=run["batch_first"], optimize=optimize)
+    if not optimize:
+        rec.optimize(False)
+    return rec
+
+
+def _run(rec: Any, x: Any, s0: list, g_out: Any, g_fin: list, lengths: Any,
+         scale: float) -> tuple:
+    """One forward and backward(scale) from zeroed parameter gradients: every result as host
+    copies, plus the arrays returned (to check later calls do not overwrite them)."""
+    rec.zero_grad_parameters()
+    inp = [x] + list(s0)
+    out, fin = rec.forward(inp, lengths=lengths)
+    got = [host(out), host(fin)]
+    rec.set_lengths(lengths)
+    try:
+        grads = rec.backward(inp, [g_out] + list(g_fin), scale)
+    finally:
+        rec.set_lengths(None)
+    got.append(host(grads))
+    got.append([host(g) for g in rec.parameters()[1]])
+    return got, (out, fin, grads)
+
+
+def _compare(got: list, ref: list, what: str) -> None:
+    names = ("outputs", "final states", "[grad x, grad initial states]", "parameter gradients")
+    for name, a, b in zip(names, got, ref):
+        assert_tree_close(a, b, f"{what}: {name}", **F64)
+
+
+def check_recurrence(desc: RowDesc, run: dict, seed: int, scale: float,
+                     kernels: str = "numpy") -> None:
+    """``Recurrence`` compiled vs ``.optimize(False)``: three calls (the first builds the plan,
+    the second reuses it, the third reuses it on new values) and a call at another batch size."""
+    prop_counter.count()
+    backend.manual_seed(seed)
+    cell = build_rows(desc).to(dtype=np.float64)
+    ref_cell = cell.clone()
+    rec = _recurrence(cell, desc, run, optimize=True)
+    if kernels != "auto":
+        rec.optimize(True, kernels=kernels)
+    ref = _recurrence(ref_cell, desc, run, optimize=False)
+    kept = []
+    for call, second in enumerate((False, False, True)):
+        x, s0, g_out, g_fin = _data(desc, run, seed, second)
+        want, _ = _run(ref, x, s0, g_out, g_fin, run["lengths"], 1.0 if call else scale)
+        got, arrays = _run(rec, x, s0, g_out, g_fin, run["lengths"], 1.0 if call else scale)
+        kinds = [e.kind for e in rec.executors]
+        assert kinds == ["compiled"], f"call {call}: the executor is {kinds}, not the compiler"
+        assert [e.kind for e in ref.executors] == ["unrolled"]
+        _compare(got, want, f"call {call}")
+        kept.append((arrays, got))
+    for call, (arrays, got) in enumerate(kept):  # buffers reused: results stay the caller's
+        assert_tree_close(host(arrays[0]), got[0], f"outputs of call {call} after call 2",
+                          rtol=0, atol=0)
+        assert_tree_close(host(arrays[1]), got[1], f"final states of call {call} after call 2",
+                          rtol=0, atol=0)
+        assert_tree_close(host(arrays[2]), got[2], f"gradients of call {call} after call 2",
+                          rtol=0, atol=0)
+    # Another batch size and T: a new plan.
+    other = dict(run, B=run["B"] % 5 + 1, T=run["T"] % 6 + 1, lengths=None)
+    x, s0, g_out, g_fin = _data(desc, other, seed, True)
+    want, _ = _run(ref, x, s0, g_out, g_fin, None, scale)
+    got, _ = _run(rec, x, s0, g_out, g_fin, None, scale)
+    _compare(got, want, f"batch {other['B']}, T {other['T']} after batch {run['B']}, "
+                        f"T {run['T']}")
+
+
+@given(desc=cells(), run=runs(), seed=SEEDS, scale=SCALES)
+def test_random_cells_compiled_recurrence_matches_node_by_node(desc: RowDesc, run: dict,
+                                                               seed: int, scale: float) -> None:
+    """Outputs, final states, gradients of x and of the initial states and parameter gradients
+    of a random cell: ``Recurrence`` compiled (``kind == "compiled"``) vs ``optimize(False)``."""
+    check_recurrence(desc, run, seed, scale)
+
+
+@pytest.mark.skipif(not numba_available(), reason="numba is not installed")
+@given(desc=cells(max_ops=6), run=runs(), seed=SEEDS)
+@settings(max_examples=max(1, N // 40))
+def test_random_cells_numba_kernels_match_node_by_node(desc: RowDesc, run: dict,
+                                                       seed: int) -> None:
+    """The same with the generated numba kernels (few examples: each cell compiles its own)."""
+    check_recurrence(desc, run, seed, 1.0, kernels="numba")
+
+
+# ------------------------------------------------------------------------------------------------
+# The executor itself (compile_sequence, recipes off): the SequenceExecutor interface
+# ------------------------------------------------------------------------------------------------
+def _mask(lengths: Any, T: int, B: int) -> Any:
+    if lengths is None:
+        return None
+    return (np.arange(T)[:, None] < lengths[None, :])[:, :, None]
+
+
+@given(desc=cells(), run=runs(), seed=SEEDS, scale=SCALES)
+def test_random_cells_compile_sequence_matches_node_by_node(desc: RowDesc, run: dict,
+                                                            seed: int, scale: float) -> None:
+    """``compile_sequence(cell, signature, recipes=False)`` (time-major ``forward``,
+    ``backward``, ``acc_grad_parameters``) against the node-by-node ``Recurrence``: twice with
+    the same shapes; a ``keep=False`` forward gives the same values and refuses backward."""
+    prop_counter.count()
+    run = dict(run, batch_first=False)
+    backend.manual_seed(seed)
+    cell = build_rows(desc).to(dtype=np.float64)
+    ref_cell = cell.clone()
+    k = len(desc.inputs) - 1
+    o = run["output"] % k
+    sig = CellSignature(x=0, state_inputs=tuple(range(1, k + 1)), state_outputs=tuple(range(k)),
+                        state_sizes=tuple(desc.inputs[1:]), output_state=o)
+    ex = compile_sequence(cell, sig, kernels="numpy", recipes=False)
+    assert ex.kind == "compiled"
+    ref = _recurrence(ref_cell, desc, run, optimize=False)
+    T, B = run["T"], run["B"]
+    mask = _mask(run["lengths"], T, B)
+    kept = []
+    for call, second in enumerate((False, True)):
+        x, s0, g_out, g_fin = _data(desc, run, seed, second)
+        want, _ = _run(ref, x, s0, g_out, g_fin, run["lengths"], scale)
+        cell.zero_grad_parameters()
+        out, fin = ex.forward(x, s0, mask, keep=True)
+        got = [host(out), host(fin)]
+        gx, gs0 = ex.backward(g_out, g_fin)
+        got.append(host([gx] + list(gs0)))
+        ex.acc_grad_parameters(scale)
+        got.append([host(g) for g in cell.parameters()[1]])
+        _compare(got, want, f"call {call}")
+        kept.append(((out, fin, gx), got))
+    for call, (arrays, got) in enumerate(kept):
+        assert_tree_close(host(arrays[0]), got[0], f"outputs of call {call}", rtol=0, atol=0)
+        assert_tree_close(host(arrays[1]), got[1], f"final states of call {call}", rtol=0, atol=0)
+        assert_tree_close(host(arrays[2]), got[2][0], f"grad x of call {call}", rtol=0, atol=0)
+    # Inference: the same values, nothing kept for backward.
+    x, s0, g_out, g_fin = _data(desc, run, seed)
+    out, fin = ex.forward(x, s0, mask, keep=False)
+    _compare([host(out), host(fin)], kept[0][1][:2], "keep=False")
+    with pytest.raises(GraphError):
+        ex.backward(g_out, g_fin)
+
+
+# ------------------------------------------------------------------------------------------------
+# The recipe layers
+# ------------------------------------------------------------------------------------------------
+LAYERS = {"LSTM": lstm.LSTM, "GRU": lstm.GRU, "RNN": lstm.RNN}
+
+
+@given(name=st.sampled_from(sorted(LAYERS)), sizes=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       layers=st.integers(1, 2), bidirectional=st.booleans(), run=runs(), seed=SEEDS,
+       scale=SCALES)
+@settings(max_examples=max(1, N // 2))
+def test_recipe_layers_optimized_match_node_by_node(name: str, sizes: tuple, layers: int,
+                                                    bidirectional: bool, run: dict, seed: int,
+                                                    scale: float) -> None:
+    """``LSTM``/``GRU``/``RNN`` with ``optimize(True)`` vs ``optimize(False)``: outputs, final
+    states, gradients of x and of the initial states, parameter gradients; twice."""
+    prop_counter.count()
+    assume(not (bidirectional and run["lengths"] is not None and layers == 2 and run["T"] > 5))
+    backend.manual_seed(seed)
+    n_in, hidden = sizes
+    fast = LAYERS[name](n_in, hidden, num_layers=layers, batch_first=run["batch_first"],
+                        bidirectional=bidirectional).to(dtype=np.float64)
+    slow = fast.clone()
+    fast.optimize(True, kernels="numpy")
+    slow.optimize(False)
+    rng = np.random.default_rng(seed)
+    T, B = run["T"], run["B"]
+    D = 2 if bidirectional else 1
+    n_states = 2 if name == "LSTM" else 1
+    for call in range(2):
+        x = rng.standard_normal((B, T, n_in) if run["batch_first"] else (T, B, n_in))
+        s0 = [rng.standard_normal((layers * D, B, hidden)) for _ in range(n_states)]
+        g_out = rng.standard_normal(x.shape[:2] + (D * hidden,))
+        g_fin = [rng.standard_normal((layers * D, B, hidden)) for _ in range(n_states)]
+        results = []
+        for model in (slow, fast):
+            model.zero_grad_parameters()
+            inp = [x] + s0
+            model.set_lengths(run["lengths"])
+            try:
+                out = model.forward(inp)
+                res = [host(out[0]), host(out[1])]
+                res.append(host(model.backward(inp, [g_out] + g_fin, scale)))
+            finally:
+                model.set_lengths(None)
+            res.append([host(g) for g in model.parameters()[1]])
+            results.append(res)
+        _compare(results[1], results[0], f"{name} call {call}")
+        kinds = {e.kind for e in fast.executors}
+        assert "unrolled" not in kinds, f"{name} optimize(True) ran node by node: {kinds}"
+        assert {e.kind for e in slow.executors} == {"unrolled"}
