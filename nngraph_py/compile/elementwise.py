@@ -170,7 +170,8 @@ class Region:
 
     def __init__(self, nodes: Sequence[int], plan: Sequence[Any], exposed: Sequence[int],
                  shape: tuple, dtype: Any, xp: Any, keep: bool, kernels: str = "numpy",
-                 ext_cols: dict[int, tuple[int, int]] | None = None):
+                 ext_cols: dict[int, tuple[int, int]] | None = None,
+                 direct: Sequence[int] = ()):
         self.nodes = list(nodes)
         self.ops, self.ext = region_ops(self.nodes, plan)
         # External inputs that are columns [off, off + width) of a wider array (a Linear group's
@@ -178,6 +179,10 @@ class Region:
         # numba kernel then sees contiguous rows, which vectorise).
         cols = ext_cols or {}
         self.ext_cols = [cols.get(q) for q in self.ext]
+        # External inputs (plan indices, among those with columns) whose gradient backward writes
+        # straight into the caller's wide gradient array (``dest``), at the same columns.
+        self.direct = [j for j, q in enumerate(self.ext) if q in set(direct)
+                       and self.ext_cols[j] is not None]
         self.exposed = [self.nodes.index(i) for i in exposed]
         self.xp, self.shape, self.dtype = xp, tuple(shape), numpy.dtype(dtype)
         n = len(self.nodes)
@@ -214,17 +219,33 @@ class Region:
         else:
             self._fwd(ext, vals, self._tmp)
 
-    def backward(self, ext: Sequence[Any], vals: Sequence[Any],
-                 g_exposed: Sequence[Any]) -> list[Any]:
+    def backward(self, ext: Sequence[Any], vals: Sequence[Any], g_exposed: Sequence[Any],
+                 dest: Sequence[Any] | None = None) -> list[Any]:
         """The gradients of the external inputs (in ``ext`` order), given those of the exposed
         members (in ``exposed`` order). The arrays returned belong to the region (or are the given
-        gradients themselves, passed through): use them before the next call."""
+        gradients themselves, passed through): use them before the next call. For the
+        ``direct`` inputs, ``dest[j]`` is the wide array their gradient is written into (its
+        entry in the result is then that array's columns)."""
         if self._gext is None:
             raise GraphError("this region was planned for inference: it has no gradient buffers")
+        ge = self._gext
+        if self.direct:
+            assert dest is not None, "a region with direct gradients needs dest"
+            ge = list(ge)
+            for j in self.direct:
+                ge[j] = dest[j]
         if self.kernels == "numba":
-            self._bwd(tuple(ext), tuple(vals), tuple(g_exposed), tuple(self._gext))
-            return self._gext
-        return self._bwd(ext, vals, g_exposed, self._gv, self._gext, self._tmp)
+            self._bwd(tuple(ext), tuple(vals), tuple(g_exposed), tuple(ge))
+            if self.direct:
+                for j in self.direct:
+                    off, width = self.ext_cols[j]
+                    ge[j] = dest[j][:, off:off + width]
+            return ge
+        if self.direct:
+            for j in self.direct:
+                off, width = self.ext_cols[j]
+                ge[j] = dest[j][:, off:off + width]
+        return self._bwd(ext, vals, g_exposed, self._gv, ge, self._tmp)
 
     # ------------------------------------------------------------------------------------------
     # NumPy passes
@@ -295,7 +316,8 @@ class Region:
             name = target_name(t)
             st = state.get(t)
             if st is None:
-                if passthrough is not None and self._uses[t] == 1:
+                if passthrough is not None and self._uses[t] == 1 \
+                        and not (t[0] == "e" and t[1] in self.direct):
                     bwd.append(f"    {name} = {passthrough}")
                     state[t] = "alias"
                     return
@@ -429,7 +451,9 @@ class Region:
                  *("        " + x for x in [row_e(j) for j in sorted(need_e)]
                    + [f"rv{k} = V[{k}][r]" for k in sorted(need_v)]
                    + [f"gx{p} = GX[{p}][r]" for p in range(len(self.exposed))]
-                   + [f"rg{j} = GE[{j}][r]" for j in range(ne)]),
+                   + [f"rg{j} = GE[{j}][r]" if j not in self.direct else
+                      f"rg{j} = GE[{j}][r, {self.ext_cols[j][0]}:"
+                      f"{self.ext_cols[j][0] + self.ext_cols[j][1]}]" for j in range(ne)]),
                  "        for s in range(V[0].shape[1]):",
                  *(ind + x for x in [f"e{j} = re{j}[s]" for j in sorted(need_e)]
                    + [f"v{k} = rv{k}[s]" for k in sorted(need_v)] + bwd_lines

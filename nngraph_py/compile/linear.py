@@ -60,9 +60,12 @@ class LinearGroup:
             out += self.b
         return [out[:, off:off + size] for off, size in zip(self.offsets, self.sizes)]
 
-    def stack_grads(self, grads: Sequence[Any], out: Any) -> Any:
-        """Write the members' output gradients (None: zeros) side by side into ``out``."""
-        for g, off, size in zip(grads, self.offsets, self.sizes):
+    def stack_grads(self, grads: Sequence[Any], out: Any, skip: Any = ()) -> Any:
+        """Write the members' output gradients (None: zeros) side by side into ``out``; the
+        members at positions in ``skip`` are already there (written by their consumer)."""
+        for k, (g, off, size) in enumerate(zip(grads, self.offsets, self.sizes)):
+            if k in skip:
+                continue
             if g is None:
                 out[:, off:off + size] = 0
             else:

@@ -42,7 +42,7 @@ from ..nn.normalization import LayerNormalization
 from ..nn.transfer import _Pointwise
 from .elementwise import Region, is_elementwise
 from .linear import LinearGroup
-from .schedule import form_regions, order_entries
+from .schedule import consumers_of, form_regions, order_entries
 from .sequence import CellSignature, CompileError
 
 __all__ = ["CompiledSequence", "is_rowwise"]
@@ -122,12 +122,18 @@ class _Plan:
             return vals[a].shape == vals[b].shape and vals[a].dtype == vals[b].dtype
 
         self.regions: list[Region] = []
+        self.direct: set[int] = set()  # group members whose gradient a region writes in place
+        consumers = consumers_of(plan)
         region_entry: dict[int, int] = {}
         for nodes, exposed in form_regions(plan, cand, same, outputs):
             cols = {q: (in_group[q][0].offsets[in_group[q][1]], in_group[q][0].sizes[in_group[q][1]])
                     for m in nodes for q in plan[m].parents if q in in_group}
+            # A group member read by this region alone: the region writes its gradient into the
+            # group's gradient history directly.
+            direct = [q for q in cols if q not in outputs and set(consumers[q]) <= set(nodes)]
             r = Region(nodes, plan, exposed, tuple(vals[nodes[0]].shape), vals[nodes[0]].dtype,
-                       xp, keep, owner.kernels, ext_cols=cols)
+                       xp, keep, owner.kernels, ext_cols=cols, direct=direct)
+            self.direct.update(r.ext[j] for j in r.direct)
             for i in nodes:
                 region_entry[i] = len(self.regions)
             self.regions.append(r)
@@ -152,6 +158,8 @@ class _Plan:
                          for r in self.regions]
         if keep:
             self.group_g = [xp.empty((T, B, g.total), dtype=x.dtype) for g in self.groups]
+        self.group_skip = [{k for k, i in enumerate(g.members) if i in self.direct}
+                           for g in self.groups]
         self.clones: dict[int, list[Module]] = {i: [] for i in self.opaque}
         self.shapes = [tuple(v.shape) if _is_array(v) else None for v in vals]
 
@@ -338,7 +346,8 @@ class CompiledSequence:
             for kind, e in reversed(p.order):
                 if kind == "group":
                     g = p.groups[e]
-                    gg = g.stack_grads([gv.get(i) for i in g.members], p.group_g[e][t])
+                    gg = g.stack_grads([gv.get(i) for i in g.members], p.group_g[e][t],
+                                       p.group_skip[e])
                     acc(g.parent, g.grad_input(xp, gg))
                 elif kind == "region":
                     r = p.regions[e]
@@ -347,8 +356,12 @@ class CompiledSequence:
                     for i in (r.nodes[k] for k in r.exposed):
                         gi = gv.get(i)
                         gx_exp.append(xp.zeros(r.shape, dtype=r.dtype) if gi is None else gi)
-                    ge = r.backward(self._region_ext(p, r, cur, t), vs, gx_exp)
-                    for q, gq in zip(r.ext, ge):
+                    dest = [p.group_g[p.group_of[q]][t] if j in r.direct else None
+                            for j, q in enumerate(r.ext)] if r.direct else None
+                    ge = r.backward(self._region_ext(p, r, cur, t), vs, gx_exp, dest)
+                    for j, (q, gq) in enumerate(zip(r.ext, ge)):
+                        if q in p.direct:
+                            continue  # already in the group's gradient history
                         # Region buffers are reused by the next step: what outlives the step
                         # (the carried state's gradient) is copied below.
                         acc(q, gq)
