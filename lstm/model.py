@@ -3,23 +3,33 @@
 PyTorch's ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` interface, built the Lua way: each layer (and, with
 ``bidirectional=True``, each direction of it) is a recipe cell (a ``gModule`` from
 :func:`~lstm.cell.lstm_cell`, :func:`~lstm.cell.gru_cell` or :func:`~lstm.cell.rnn_cell`) that owns
-the parameters. Two executors run a cell over time:
+the parameters. How a cell's inputs and outputs carry the state is the layer's
+:class:`~nngraph_py.compile.sequence.CellSignature`; what runs a cell over time is an *executor*
+(:class:`~nngraph_py.compile.sequence.SequenceExecutor`: forward over the sequence, backward
+through time, parameter gradients), one per cell, chosen once when first needed
+(:attr:`Recurrent.executors`):
 
-* **node by node** - the cell graph unrolled by clones that share its parameters (char-rnn's
-  ``clone_many_times``), every node's ``update_output``/``update_grad_input`` run as written.
-  Clones are made lazily, up to the longest sequence seen, and reused. :class:`RNN` always runs
-  this way; :class:`LSTM` and :class:`GRU` do with ``optimize=False`` (or ``.optimize(False)``).
-* **fused** (:class:`LSTM`'s and :class:`GRU`'s default) - the graph optimizer (:mod:`lstm.fast`)
-  checks that each cell is the recipe and runs the same arithmetic on the cells' own arrays with
-  batched products and static buffers; no clone is made. A cell that is not the recipe (a
-  user-modified graph) is run node by node, with a warning. Both give the same numbers within
-  float tolerance (tested).
+* **compiled** (every layer's default, ``optimize=True``) -
+  :func:`nngraph_py.compile.compile_sequence`: the hand-fused recipe executors for the LSTM and
+  GRU recipes (kind ``"recipe-lstm"``, ``"recipe-gru"``), the general time-loop compiler for any
+  other cell (``"compiled"``), all on the cells' own arrays. A cell the compiler refuses runs node
+  by node, with a warning naming the reason.
+* **node by node** (``optimize=False`` or ``.optimize(False)``, kind ``"unrolled"``) -
+  :class:`~nngraph_py.compile.unrolled.UnrolledSequence`: the cell graph unrolled by clones that
+  share its parameters (char-rnn's ``clone_many_times``), every node run as written; clones are
+  made lazily, up to the longest sequence seen, and reused.
+
+Both give the same numbers within float tolerance (tested). The executors are rebuilt only when
+:meth:`Recurrent.optimize` changes the choice or on a device or dtype change (``to``); after the
+parameter arrays are replaced (``get_parameters``, ``share``), a mode switch or ``clear_state``
+they are told to re-bind (``invalidate``). In evaluate mode a forward keeps nothing for backward.
 
 The layers run one after the other over the whole sequence, as cuDNN does: layer ``k`` reads the
 outputs of layer ``k-1`` (both directions, forward features first) at every step, through dropout
-in training mode (not after the last layer, as PyTorch). The backward direction of a layer is its
-cell run over the time-reversed sequence. Backward is backpropagation through time, top layer
-first, last step first.
+in training mode (not after the last layer, as PyTorch). The dropout masks are ``nn.Dropout``'s
+noise, drawn once per forward by the layer (never by an executor), so every executor sees the
+same ones. The backward direction of a layer is its cell run over the time-reversed sequence.
+Backward is backpropagation through time, top layer first, last step first.
 
 **Lengths.** ``forward(x, lengths=...)`` (or :meth:`Recurrent.set_lengths` when the model is a
 node of a graph) gives each sequence of the batch its length, with PyTorch's packed-sequence
@@ -32,18 +42,22 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, cast
+from typing import Any, Callable
 
 import numpy
 
 from nngraph_py import backend, nest, nn
-from nngraph_py.clones import clone_module, clone_sharing, share_parameters
-from nngraph_py.compile.recipes import FusedGRULayer, FusedLSTMLayer, RecipeMismatch
+from nngraph_py.compile.sequence import (CellSignature, CompileError, SequenceExecutor,
+                                         compile_sequence)
+from nngraph_py.compile.unrolled import UnrolledSequence
 from nngraph_py.errors import GraphError, InputError, ShapeError, shape_str
 from nngraph_py.module import Array, Module
 from nngraph_py.nn.dropout import dropout_noise
 
 from .cell import RNN_ACTIVATIONS, make_gru_cell, make_lstm_cell, make_rnn_cell
+
+__all__ = ["Recurrent", "LSTM", "GRU", "RNN", "lengths_mask"]
+
 
 __all__ = ["Recurrent", "LSTM", "GRU", "RNN", "lengths_mask"]
 
@@ -79,25 +93,30 @@ def lengths_mask(lengths: Any, batch: int, steps: int, device: str, who: str) ->
 
 class Recurrent(Module):
     """Base of :class:`LSTM`, :class:`GRU`, :class:`RNN` and :class:`~lstm.Recurrence`: stacking,
-    directions, lengths, the time loop, BPTT and the clones.
+    directions, lengths, dropout between layers and the choice of the executors (see the module
+    docstring); the time loop and BPTT are the executors'.
 
-    A subclass builds a layer's cell (:meth:`_make_cell`) and maps the carried state (``h`` first,
-    PyTorch's order) onto the cell's inputs and outputs.
+    A subclass builds a layer's cell (:meth:`_make_cell`) and describes how the cell carries the
+    state (``h`` first, PyTorch's order) with a :class:`~nngraph_py.compile.sequence.CellSignature`
+    (:meth:`_make_signature`).
 
     Attributes:
         cells: the prototype cell of each layer and direction (layer 1 forward, layer 1 backward,
-            layer 2 forward...); each owns its parameters and never runs itself.
+            layer 2 forward...); each owns its parameters.
+        signature: how every cell's inputs and outputs map onto ``x_t`` and the carried state.
+        optimized: whether the executors are compiled (:meth:`optimize`).
+        kernels: the compiler's element-wise kernels (``"auto"``, ``"numpy"``, ``"numba"``).
         lengths: the lengths set by :meth:`set_lengths` (None: every sequence has all steps).
     """
 
     #: Names of the carried state arrays, in PyTorch's order.
     carried: tuple[str, ...] = ("h",)
     #: Caches dropped by ``clear_state`` and not copied by ``clone``.
-    _state_names = ("_cell_inputs", "_cell_grads", "_masks", "_mask", "_fused")
+    _state_names = ("_masks", "_mask", "_forward_kept", "_backward_ran")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  dropout: float = 0.0, batch_first: bool = True, bidirectional: bool = False,
-                 optimize: bool = False):
+                 optimize: bool = True):
         super().__init__()
         kind = type(self).__name__
         for value, what in ((input_size, "input_size"), (hidden_size, "hidden_size"),
@@ -125,20 +144,17 @@ class Recurrent(Module):
                  for _ in range(self.num_directions)]
         self._cell_input_sizes: list[int | None] = list(sizes)
         self.cells: list[nn.gModule] = [self._make_cell(n) for n in sizes]
+        self.signature = self._make_signature()
         self._init_runtime(optimize)
         self.reset()
 
     def _init_runtime(self, optimize: bool) -> None:
-        self._clones: list[list[nn.gModule]] = [[] for _ in self.cells]
-        self._clones_stale = False  # the prototypes' arrays were replaced; re-share on next use
-        self._clones_train = self.train
-        self._cell_inputs: list[Any] | None = None  # [cell][t] input given to the clone
-        self._cell_grads: list[Any] | None = None   # [cell][t] its grad_output (True: fused)
+        self._executors: list[SequenceExecutor] | None = None  # one per cell, built when needed
+        self._executors_train = self.train  # the mode they were bound in
         self._masks: list[Array | None] | None = None     # [layer] dropout after the layer
         self._mask: Array | None = None                   # (T, B, 1) valid steps, last forward
-        self._fused: list[Any] | None = None              # one fused executor per cell
-        self._fused_ran = False
-        self._steps = 0
+        self._forward_kept: bool | None = None  # None: no forward; False: it kept nothing
+        self._backward_ran: bool | None = None
         self.lengths: Any = None
         self.optimized = bool(optimize)
         self.kernels = "auto"
@@ -150,24 +166,8 @@ class Recurrent(Module):
         """The prototype cell of a layer reading ``input_size`` features."""
         raise NotImplementedError
 
-    def _make_fused(self, cell: nn.gModule) -> Any:
-        """The fused executor of one cell (see :mod:`lstm.fast`); RecipeMismatch when none."""
-        raise RecipeMismatch(f"{type(self).__name__} has no fused executor")
-
-    def _cell_input(self, x_t: Array, state: list[Array]) -> Any:
-        """The cell's input for step input ``x_t`` and carried ``state`` (PyTorch order)."""
-        raise NotImplementedError
-
-    def _cell_state(self, cell_output: Any) -> list[Array]:
-        """The carried state (PyTorch order) from the cell's output."""
-        raise NotImplementedError
-
-    def _cell_grad_output(self, grad_state: list[Array]) -> Any:
-        """The cell's grad_output from the gradients w.r.t. the carried state."""
-        raise NotImplementedError
-
-    def _cell_grad_input(self, grad_input: Any) -> tuple[Array, list[Array]]:
-        """``(grad_x_t, grad_state)`` from the cell's grad_input."""
+    def _make_signature(self) -> CellSignature:
+        """How the cells' inputs and outputs map onto ``x_t`` and the carried state."""
         raise NotImplementedError
 
     def _pack_state(self, state: Any) -> list[Any]:
@@ -177,6 +177,13 @@ class Recurrent(Module):
     def _unpack_output(self, output: list[Array]) -> tuple:
         """``forward``'s return value from ``self.output`` (``[outputs, h_n, ...]``)."""
         raise NotImplementedError
+
+    # The ONNX exporter (nngraph_py.onnx.export) unrolls the cells through these two.
+    def _cell_input(self, x_t: Any, state: list[Any]) -> list[Any]:
+        return self.signature.cell_input(x_t, state)
+
+    def _cell_state(self, cell_output: Any) -> list[Any]:
+        return self.signature.cell_state(cell_output)
 
     # ----------------------------------------------------------------------------------------
     # Inspection
@@ -191,13 +198,13 @@ class Recurrent(Module):
         out = []
         for n in self._cell_input_sizes:
             zeros = [xp.zeros((batch, size), dtype=self.dtype) for size in self.state_sizes]
-            out.append(self._cell_input(xp.zeros((batch, n), dtype=self.dtype), zeros))
+            out.append(self.signature.cell_input(xp.zeros((batch, n), dtype=self.dtype), zeros))
         return out
 
     def summary_steps(self) -> list[tuple[Module, Any]]:
         """``[(cell, step_input)]``: each prototype cell with zeros of one time step's input,
         of the batch size of the last forward (1 before any), for
-        :func:`nngraph_py.inspect.summary` to show per-step shapes (the prototypes never run)."""
+        :func:`nngraph_py.inspect.summary` to show per-step shapes."""
         batch = 1
         output = self.output
         if isinstance(output, (list, tuple)) and output and getattr(output[0], "ndim", 0) == 3:
@@ -249,10 +256,6 @@ class Recurrent(Module):
                  for size in self.state_sizes]
         return self._unpack_output([None] + zeros)[1]
 
-    def num_clones(self) -> int:
-        """How many time steps are unrolled (clones per cell) so far."""
-        return len(self._clones[0])
-
     def set_lengths(self, lengths: Any) -> "Recurrent":
         """Give the sequences' lengths for the following forwards (None: all steps valid).
 
@@ -268,89 +271,91 @@ class Recurrent(Module):
         self.lengths = lengths
         return self
 
+
     # ----------------------------------------------------------------------------------------
-    # The executors: fused or node by node, chosen per call
+    # The executors: chosen once, rebound when the parameters, device, dtype or mode change
     # ----------------------------------------------------------------------------------------
     def optimize(self, enabled: bool = True, kernels: str = "auto") -> "Recurrent":
-        """Run the recipe cells with the graph optimizer's fused executors, or, with
+        """Run the cells through compiled executors (:func:`nngraph_py.compile.compile_sequence`:
+        the fused recipe executors, or the general time-loop compiler), or, with
         ``enabled=False``, node by node through per-step clones of the cell graphs.
 
         Both give the same numbers within float tolerance; the parameters, names and graphs are
-        the same (see :mod:`lstm.fast`). ``kernels`` picks an LSTM's per-step element-wise work:
-        ``"auto"`` (numba kernels on float32 NumPy arrays when numba is installed), ``"numpy"``
-        or ``"numba"`` (see :class:`lstm.fast.FusedLSTMLayer`). Returns self.
+        the same. ``kernels`` picks the compiled element-wise work: ``"auto"`` (numba kernels
+        where they apply and numba is installed), ``"numpy"`` or ``"numba"``. The executors are
+        built again on the next forward (see :attr:`executors`). Returns self.
         """
         if kernels not in ("auto", "numpy", "numba"):
             raise ValueError(f"kernels must be 'auto', 'numpy' or 'numba', got {kernels!r}")
         self.optimized = bool(enabled)
         self.kernels = kernels
-        self._fused = None
+        self._executors = None
         return self
 
-    def _use_fused(self) -> bool:
+    @property
+    def executors(self) -> list[SequenceExecutor]:
+        """One :class:`~nngraph_py.compile.sequence.SequenceExecutor` per cell (in the order of
+        :attr:`cells`), built on first use: compiled when :attr:`optimized` (node by node, with
+        a warning, for a cell the compiler refuses), else node by node. Their ``kind`` says
+        which: ``"recipe-lstm"``, ``"recipe-gru"``, ``"compiled"`` or ``"unrolled"``."""
+        if self._executors is None:
+            self._executors = self._build_executors()
+            self._executors_train = self.train
+        elif self._executors_train != self.train:  # evaluate()/training() since the last use
+            self._invalidate_executors()
+            self._executors_train = self.train
+        return self._executors
+
+    def _build_executors(self) -> list[SequenceExecutor]:
         if not self.optimized:
-            return False
-        if self._fused is None:
+            return [UnrolledSequence(cell, self.signature) for cell in self.cells]
+        built: list[SequenceExecutor] = []
+        refused: list[str] = []
+        for cell in self.cells:
             try:
-                self._fused = [self._make_fused(cell) for cell in self.cells]
-            except RecipeMismatch as exc:  # a user-modified cell: run the graph as written
-                warnings.warn(f"{self.describe()}: cells are not the recipe ({exc}); running "
-                              f"them unoptimized", stacklevel=4)
-                self.optimized = False
-                return False
-        return True
+                built.append(compile_sequence(cell, self.signature, kernels=self.kernels))
+            except CompileError as exc:
+                refused.append(str(exc))
+                built.append(UnrolledSequence(cell, self.signature))
+        if refused:
+            warnings.warn(f"{self.describe()}: the compiler refused {len(refused)} of "
+                          f"{len(self.cells)} cell(s) ({refused[0]}); running them node by node",
+                          stacklevel=5)
+        return built
+
+    def _invalidate_executors(self) -> None:
+        for executor in self._executors or []:
+            invalidate = getattr(executor, "invalidate", None)  # TODO(E): drop once R's land
+            if invalidate is not None:
+                invalidate()
+
+    def num_clones(self) -> int:
+        """How many time steps the first cell's node-by-node executor has unrolled (its
+        clones) so far; 0 when it runs compiled or has not run."""
+        executor = self._executors[0] if self._executors else None
+        return len(executor.clones) if isinstance(executor, UnrolledSequence) else 0
 
     # ----------------------------------------------------------------------------------------
-    # Clones: made lazily, kept in step with the prototypes
+    # Hooks of the module protocol
     # ----------------------------------------------------------------------------------------
-    def _prepare_clones(self, steps: int) -> None:
-        self._sync_clones()
-        for proto, clones in zip(self.cells, self._clones):
-            while len(clones) < steps:
-                clones.append(cast(nn.gModule, clone_sharing(proto)))
-
-    def _sync_clones(self) -> None:
-        # The base Module replaces parameter arrays (get_parameters, to, share) by walking
-        # children(), which lists the prototypes only; the clones catch up here, once.
-        if not self._clones_stale and self._clones_train == self.train:
-            return
-        for proto, clones in zip(self.cells, self._clones):
-            for clone in clones:
-                share_parameters(clone, proto)
-        self._clones_stale = False
-        self._clones_train = self.train
-
     def _after_parameters_replaced(self) -> None:
-        self._clones_stale = True
+        # get_parameters, share or a conversion replaced the cells' arrays.
+        self._invalidate_executors()
 
     def _apply_extra(self, convert: Any) -> None:
-        for name in self._state_names:
+        for name in ("_masks", "_mask"):
             value = getattr(self, name)
-            if value is not None and name != "_fused":
+            if value is not None:
                 setattr(self, name, nest.map(convert, value))
-        self._fused = None  # its buffers belong to the old device/dtype
-        # ``convert`` is memoised: a clone's shared arrays become the prototype's new arrays.
-        for clones in self._clones:
-            for clone in clones:
-                clone._apply(convert)
-        self._clones_stale = True
+        self._executors = None  # bound to the old device/dtype: built again on the next use
 
     def _clear_extra_state(self) -> None:
-        for clones in self._clones:
-            for clone in clones:
-                clone.clear_state()
+        self._invalidate_executors()  # their kept steps and buffers; the choice stays
 
-    def clone(self, *shared_names: str) -> "Recurrent":
-        """A deep copy; the arrays named in ``shared_names`` are shared (Lua: ``clone``).
-
-        The copy unrolls its own step clones on its first forward.
-        """
-        saved = self._clones
-        self._clones = [[] for _ in saved]
-        try:
-            return cast("Recurrent", clone_module(self, *shared_names))
-        finally:
-            self._clones = saved
+    def _prepare_clone(self, memo: dict[int, Any]) -> None:
+        # A copy builds executors of its own, for its own cells.
+        if self._executors is not None:
+            memo[id(self._executors)] = None
 
     # ----------------------------------------------------------------------------------------
     # Input checks
@@ -479,6 +484,7 @@ class Recurrent(Module):
         finally:
             self.lengths = saved
 
+
     def update_output(self, input: Any) -> list[Array]:
         x, states0 = self._split_input(input)
         xp = backend.get_array_module(x)
@@ -486,80 +492,73 @@ class Recurrent(Module):
         mask = None
         if self.lengths is not None:
             mask = lengths_mask(self.lengths, batch, steps, backend.device_of(x), self.describe())
-        fused = self._use_fused()
-        if not fused:
-            self._prepare_clones(steps)
-            self._cell_inputs = [None] * len(self.cells)
-        self._fused_ran = fused
-        self._cell_grads = None
-        self._mask, self._steps = mask, steps
+        executors = self.executors
+        keep = self.train  # evaluate mode: inference, nothing kept for backward
+        self._forward_kept, self._backward_ran = keep, False
+        self._mask = mask if keep else None
         D, H = self.num_directions, self.hidden_size
         drop = self.train and self.dropout > 0
         inp = x.transpose(1, 0, 2) if self.batch_first else x  # time-major
         finals: list[list[Array]] = [[] for _ in self.carried]
         masks: list[Array | None] = []
         for layer in range(self.num_layers):
-            outs = []
-            for d in range(D):
-                idx = layer * D + d
+            def run(idx: int, seq: Array, m: Array | None) -> tuple[Array, list[Array]]:
                 s0 = [None if s is None else s[idx] for s in states0]
-                if d == 0:
-                    out, fin = self._run_forward(idx, inp, s0, mask, fused)
-                else:
-                    out, fin = self._run_forward(idx, inp[::-1], s0,
-                                                 None if mask is None else mask[::-1], fused)
-                    out = out[::-1]
+                return executors[idx].forward(seq, s0, m, keep)
+
+            outs = []
+            for out, fin in self._over_directions(layer, [inp] * D, mask, run):
                 outs.append(out)
                 for k, s in enumerate(fin):
                     finals[k].append(s)
             inp = outs[0] if D == 1 else xp.concatenate(outs, axis=2)
             if drop and layer < self.num_layers - 1:
+                # nn.Dropout's noise, drawn here once per forward whatever the executors.
                 noise = dropout_noise(xp, (steps, batch, D * H), self.dropout, x.dtype)
                 inp = inp * noise
                 masks.append(noise)
             else:
                 masks.append(None)
         self._masks = masks if drop else None
-        # A copy of its own for the caller: the fused executors reuse their buffers.
+        # A copy of its own for the caller: compiled executors reuse their buffers.
         outputs = xp.array(inp.transpose(1, 0, 2) if self.batch_first else inp, order="C")
         self.output = [outputs] + [xp.stack(f, axis=0) for f in finals]
         return self.output
 
     def update_grad_input(self, input: Any, grad_output: Any) -> Any:
-        if self._cell_inputs is None and not self._fused_ran:
-            raise GraphError(f"{self.describe()}: backward called before forward: call "
-                             f"forward(input) first")
+        if not self._forward_kept:
+            raise GraphError(
+                f"{self.describe()}: backward called before forward: call forward(input) first"
+                if self._forward_kept is None else
+                f"{self.describe()}: backward after a forward in evaluate mode, which keeps "
+                f"nothing for backward: call training() and forward again")
         x, _ = self._split_input(input)
         g_out, g_states = self._split_grad_output(grad_output)
-        if not self._fused_ran:
-            self._sync_clones()
+        executors = self.executors
         xp = backend.get_array_module(x)
         D, H = self.num_directions, self.hidden_size
-        mask = self._mask
         g = None
         if g_out is not None:
             g = g_out.transpose(1, 0, 2) if self.batch_first else g_out
         n_cells = len(self.cells)
         grad_states0: list[list[Array | None]] = [[None] * n_cells for _ in self.carried]
-        self._cell_grads = [None] * n_cells
         for layer in range(self.num_layers - 1, -1, -1):
-            g_in = None
-            for d in range(D):
-                idx = layer * D + d
-                g_d = None if g is None else (g if D == 1 else g[:, :, d * H:(d + 1) * H])
+            def run(idx: int, g_d: Array | None, _: Any) -> tuple[Array, list[Array]]:
                 g_fin = [None if gs is None else gs[idx] for gs in g_states]
-                if d == 0:
-                    gx, g0 = self._run_backward(idx, g_d, g_fin, mask)
-                else:
-                    gx, g0 = self._run_backward(idx, None if g_d is None else g_d[::-1], g_fin,
-                                                None if mask is None else mask[::-1])
-                    gx = gx[::-1]
-                g_in = gx if g_in is None else g_in + gx
+                gx, g0 = executors[idx].backward(g_d, g_fin)
                 for k, s in enumerate(g0):
                     grad_states0[k][idx] = s
+                return gx, g0
+
+            per_dir = [None if g is None else (g if D == 1 else g[:, :, d * H:(d + 1) * H])
+                       for d in range(D)]
+            g_in = None
+            for gx, _ in self._over_directions(layer, per_dir, self._mask, run):
+                g_in = gx if g_in is None else g_in + gx
             if layer > 0 and self._masks is not None and self._masks[layer - 1] is not None:
                 g_in = g_in * self._masks[layer - 1]
             g = g_in
+        self._backward_ran = True
         grad_x = xp.array(g.transpose(1, 0, 2) if self.batch_first else g, order="C")
         if isinstance(input, (list, tuple)):
             self.grad_input = [grad_x] + [xp.stack(gs, axis=0) for gs in grad_states0]
@@ -568,77 +567,28 @@ class Recurrent(Module):
         return self.grad_input
 
     def acc_grad_parameters(self, input: Any, grad_output: Any, scale: float = 1.0) -> None:
-        if self._cell_grads is None:
+        if not self._backward_ran:
             raise GraphError(f"{self.describe()}: acc_grad_parameters called before "
                              f"update_grad_input")
-        if self._fused_ran:
-            for runner in self._fused:
-                runner.acc_grad_parameters(scale)
-            return
-        self._sync_clones()
-        for clones, inputs, grads in zip(self._clones, self._cell_inputs or [], self._cell_grads):
-            for clone, cell_input, grad in zip(clones, inputs, grads):
-                clone.acc_grad_parameters(cell_input, grad, scale)
+        for executor in self.executors:
+            executor.acc_grad_parameters(scale)
 
-    # ----------------------------------------------------------------------------------------
-    # One cell over the time-major sequence, in its own direction
-    # ----------------------------------------------------------------------------------------
-    def _run_forward(self, idx: int, x: Array, state0: list[Array | None], mask: Array | None,
-                     fused: bool) -> tuple[Array, list[Array]]:
-        """Cell ``idx`` over ``x`` ``(T, B, in)``: ``(outputs (T, B, size), final states)``;
-        outputs are zeros and the state is kept where ``mask`` ``(T, B, 1)`` is False."""
-        if fused:
-            return self._fused[idx].forward(x, state0, mask)
-        xp = backend.get_array_module(x)
-        steps, batch = int(x.shape[0]), int(x.shape[1])
-        state = [xp.zeros((batch, size), dtype=x.dtype) if s is None else s
-                 for s, size in zip(state0, self.state_sizes)]
-        clones, o = self._clones[idx], self.output_state
-        inputs, outs = [], []
-        for t in range(steps):
-            cell_input = self._cell_input(x[t], state)
-            new = self._cell_state(clones[t].update_output(cell_input))
-            inputs.append(cell_input)
-            if mask is None:
-                state = new
-                outs.append(new[o])
-            else:
-                m = mask[t]
-                state = [xp.where(m, a, b) for a, b in zip(new, state)]
-                outs.append(xp.where(m, new[o], 0))
-        self._cell_inputs[idx] = inputs
-        return xp.stack(outs, axis=0), state
-
-    def _run_backward(self, idx: int, g_out: Array | None, g_final: list[Array | None],
-                      mask: Array | None) -> tuple[Array, list[Array]]:
-        """BPTT through the last :meth:`_run_forward` of cell ``idx``: ``(grad_x (T, B, in),
-        grad of the initial states)``; the cell's grad_outputs are kept for the parameters."""
-        if self._fused_ran:
-            self._cell_grads[idx] = True
-            return self._fused[idx].backward(g_out, g_final)
-        clones, inputs, o = self._clones[idx], self._cell_inputs[idx], self.output_state
-        steps = len(inputs)
-        sample = inputs[0][0] if isinstance(inputs[0], (list, tuple)) else inputs[0]
-        xp = backend.get_array_module(sample)
-        batch = int(sample.shape[0])
-        g_state = [xp.zeros((batch, size), dtype=sample.dtype) if g is None else g
-                   for g, size in zip(g_final, self.state_sizes)]
-        grads, g_xs = [None] * steps, [None] * steps
-        for t in range(steps - 1, -1, -1):
-            keep = None
-            if mask is not None:  # a padded step passes the state's gradient through
-                m = mask[t]
-                keep = [xp.where(m, 0, g) for g in g_state]
-                g_state = [xp.where(m, g, 0) for g in g_state]
-            if g_out is not None:
-                g_state[o] = g_state[o] + (g_out[t] if mask is None else xp.where(m, g_out[t], 0))
-            grads[t] = self._cell_grad_output(g_state)
-            g_xs[t], g_state = self._cell_grad_input(
-                clones[t].update_grad_input(inputs[t], grads[t]))
-            if keep is not None:
-                g_state = [a + b for a, b in zip(g_state, keep)]
-        self._cell_grads[idx] = grads
-        return xp.stack(g_xs, axis=0), g_state
+    def _over_directions(self, layer: int, seqs: list[Any], mask: Array | None,
+                         run: Callable[[int, Any, Array | None], tuple[Array, list[Array]]]
+                         ) -> list[tuple[Array, list[Array]]]:
+        """``run(idx, seqs[d], mask)`` for each direction ``d`` of ``layer`` (cell ``idx``):
+        the backward direction gets its sequence (None stays None) and the mask reversed in
+        time, and its first result is reversed back; the results in direction order."""
+        results = []
+        for d, seq in enumerate(seqs):
+            idx = layer * self.num_directions + d
+            if d == 0:
+                results.append(run(idx, seq, mask))
+                continue
+            first, rest = run(idx, None if seq is None else seq[::-1],
+                              None if mask is None else mask[::-1])
+            results.append((first[::-1], rest))
+        return results
 
     # ----------------------------------------------------------------------------------------
     # Printing
@@ -651,6 +601,8 @@ class Recurrent(Module):
             text += f", dropout={self.dropout:g}"
         if not self.batch_first:
             text += ", batch_first=False"
+        if not self.optimized:
+            text += ", optimize=False"
         return text
 
 
@@ -659,10 +611,11 @@ class LSTM(Recurrent):
 
     Each layer is a :func:`~lstm.cell.lstm_cell` ``gModule`` (named ``layer1``, ``layer2``...;
     ``layer1_reverse``... for the backward direction); ``parameters()`` lists each weight once
-    (``layer1.i2h_forget.weight``...). By default the cells run through the graph optimizer's
-    fused executor (:class:`lstm.fast.FusedLSTMLayer`, with numba step kernels for float32 NumPy
-    arrays when numba is installed); ``optimize=False`` runs them node by node through per-step
-    clones sharing the parameters, as char-rnn does. (Lua: char-rnn's ``model/LSTM.lua``, unrolled
+    (``layer1.i2h_forget.weight``...). By default the compiler runs each cell through the fused
+    recipe executor (:class:`nngraph_py.compile.recipes.FusedLSTMLayer`, with numba step kernels
+    for float32 NumPy arrays when numba is installed; a user-modified cell through the general
+    time-loop compiler); ``optimize=False`` runs them node by node through per-step clones
+    sharing the parameters, as char-rnn does. (Lua: char-rnn's ``model/LSTM.lua``, unrolled
     by ``clone_many_times``; Element-Research/rnn's ``nn.SeqLSTM``.)
 
     Args:
@@ -673,7 +626,7 @@ class LSTM(Recurrent):
         batch_first: input and outputs are ``(batch, T, features)``; else ``(T, batch, features)``.
         bidirectional: each layer also runs a second cell over the reversed sequence; PyTorch's
             layout (outputs ``2 * hidden_size`` features, forward first).
-        optimize: run the fused executor (default) or, when False, the per-step clones.
+        optimize: run compiled executors (default) or, when False, the per-step clones.
 
     Shape:
         input ``x`` ``(batch, T, input_size)`` (``(T, batch, input_size)`` when not batch_first),
@@ -699,30 +652,13 @@ class LSTM(Recurrent):
         super().__init__(input_size, hidden_size, num_layers, dropout, batch_first,
                          bidirectional, optimize)
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + ("" if self.optimized else ", optimize=False")
-
     def _make_cell(self, input_size: int) -> nn.gModule:
         return make_lstm_cell(input_size, self.hidden_size)
 
-    def _make_fused(self, cell: nn.gModule) -> Any:
-        return FusedLSTMLayer(cell, kernels=self.kernels)
-
-    def _cell_input(self, x_t: Array, state: list[Array]) -> list[Array]:
-        h, c = state
-        return [x_t, c, h]
-
-    def _cell_state(self, cell_output: list[Array]) -> list[Array]:
-        c, h = cell_output
-        return [h, c]
-
-    def _cell_grad_output(self, grad_state: list[Array]) -> list[Array]:
-        g_h, g_c = grad_state
-        return [g_c, g_h]
-
-    def _cell_grad_input(self, grad_input: list[Array]) -> tuple[Array, list[Array]]:
-        g_x, g_c, g_h = grad_input
-        return g_x, [g_h, g_c]
+    def _make_signature(self) -> CellSignature:
+        # The recipe is gModule([x, prev_c, prev_h], [next_c, next_h]); carried as (h, c).
+        return CellSignature(x=0, state_inputs=(2, 1), state_outputs=(1, 0),
+                             state_sizes=tuple(self.state_sizes), output_state=0)
 
     def _pack_state(self, state: Any) -> list[Any]:
         if not isinstance(state, (list, tuple)) or len(state) != 2:
@@ -740,18 +676,9 @@ class _OneState(Recurrent):
 
     carried = ("h",)
 
-    def _cell_input(self, x_t: Array, state: list[Array]) -> list[Array]:
-        return [x_t, state[0]]
-
-    def _cell_state(self, cell_output: Array) -> list[Array]:
-        return [cell_output]
-
-    def _cell_grad_output(self, grad_state: list[Array]) -> Array:
-        return grad_state[0]
-
-    def _cell_grad_input(self, grad_input: list[Array]) -> tuple[Array, list[Array]]:
-        g_x, g_h = grad_input
-        return g_x, [g_h]
+    def _make_signature(self) -> CellSignature:
+        return CellSignature(x=0, state_inputs=(1,), state_outputs=(0,),
+                             state_sizes=tuple(self.state_sizes), output_state=0)
 
     def _pack_state(self, state: Any) -> list[Any]:
         if isinstance(state, (list, tuple)):
@@ -770,8 +697,9 @@ class GRU(_OneState):
     :func:`~lstm.cell.gru_cell` graphs (Lua: Element-Research/rnn's ``nn.GRU``, whose reset
     gate acts before the projection; here after it, as PyTorch and cuDNN).
 
-    By default the cells run through the fused executor (:class:`lstm.fast.FusedGRULayer`);
-    ``optimize=False`` runs them node by node through per-step clones.
+    By default the cells run through the fused recipe executor
+    (:class:`nngraph_py.compile.recipes.FusedGRULayer`); ``optimize=False`` runs them node by node
+    through per-step clones.
 
     Args:
         input_size: features of the input at each step.
@@ -780,7 +708,7 @@ class GRU(_OneState):
         dropout: dropout probability between layers, in training mode.
         batch_first: ``(batch, T, features)`` layout; else ``(T, batch, features)``.
         bidirectional: a second cell per layer over the reversed sequence (PyTorch's layout).
-        optimize: run the fused executor (default) or, when False, the per-step clones.
+        optimize: run compiled executors (default) or, when False, the per-step clones.
 
     Shape:
         as :class:`LSTM` without ``c``: input ``x`` or ``[x, h0]``, output ``[outputs, h_n]``
@@ -801,19 +729,15 @@ class GRU(_OneState):
         super().__init__(input_size, hidden_size, num_layers, dropout, batch_first,
                          bidirectional, optimize)
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + ("" if self.optimized else ", optimize=False")
-
     def _make_cell(self, input_size: int) -> nn.gModule:
         return make_gru_cell(input_size, self.hidden_size)
 
-    def _make_fused(self, cell: nn.gModule) -> Any:
-        return FusedGRULayer(cell)
 
 
 class RNN(_OneState):
     """A stacked plain (Elman) RNN over whole sequences (PyTorch: ``nn.RNN``; Keras:
-    ``SimpleRNN``), built of :func:`~lstm.cell.rnn_cell` graphs, run node by node.
+    ``SimpleRNN``), built of :func:`~lstm.cell.rnn_cell` graphs, run by the general time-loop
+    compiler (node by node through per-step clones with ``optimize=False``).
 
     Args:
         input_size: features of the input at each step.
@@ -823,6 +747,7 @@ class RNN(_OneState):
         batch_first: ``(batch, T, features)`` layout; else ``(T, batch, features)``.
         nonlinearity: ``"tanh"`` or ``"relu"``.
         bidirectional: a second cell per layer over the reversed sequence (PyTorch's layout).
+        optimize: run compiled executors (default) or, when False, the per-step clones.
 
     Shape:
         as :class:`GRU`: input ``x`` or ``[x, h0]``, output ``[outputs, h_n]``;
@@ -838,13 +763,13 @@ class RNN(_OneState):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  dropout: float = 0.0, batch_first: bool = True, nonlinearity: str = "tanh",
-                 bidirectional: bool = False):
+                 bidirectional: bool = False, optimize: bool = True):
         if nonlinearity not in RNN_ACTIVATIONS:
             raise ValueError(f"RNN: nonlinearity must be one of {sorted(RNN_ACTIVATIONS)}, got "
                              f"{nonlinearity!r}")
         self.nonlinearity = nonlinearity  # read by _make_cell during Recurrent.__init__
         super().__init__(input_size, hidden_size, num_layers, dropout, batch_first,
-                         bidirectional, optimize=False)
+                         bidirectional, optimize)
 
     def _make_cell(self, input_size: int) -> nn.gModule:
         return make_rnn_cell(input_size, self.hidden_size, self.nonlinearity)

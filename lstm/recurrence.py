@@ -2,16 +2,20 @@
 hand with char-rnn's ``clone_many_times``; Element-Research/rnn's ``nn.Recurrence``).
 
 nngraph's users wrote their own step graphs (GRU, peephole or multiplicative LSTMs, attention
-steps) and unrolled them by hand. :class:`Recurrence` does the unrolling: per-step clones sharing
-the cell's parameters, made lazily and reused, backpropagation through time, lengths with
-PyTorch's packed-sequence semantics, and the module protocol (``parameters``, ``get_parameters``,
-``to``, ``clone``, ``clear_state``, a graph node's ``.split(k + 1)``).
+steps) and unrolled them by hand. :class:`Recurrence` runs them over time with the executors of
+:mod:`lstm.model`: by default the graph compiler's (:func:`nngraph_py.compile.compile_sequence`:
+a recipe cell gets its fused executor, any other gModule the general time-loop compiler), or,
+with ``optimize=False`` (or for a cell the compiler refuses), per-step clones sharing the cell's
+parameters, made lazily and reused. Backpropagation through time, lengths with PyTorch's
+packed-sequence semantics, and the module protocol (``parameters``, ``get_parameters``, ``to``,
+``clone``, ``clear_state``, a graph node's ``.split(k + 1)``) are the same for every executor.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 from nngraph_py import backend
+from nngraph_py.compile.sequence import CellSignature
 from nngraph_py.errors import InputError, shape_str
 from nngraph_py.graph.gmodule import gModule
 from nngraph_py.module import Array, Module
@@ -32,6 +36,8 @@ class Recurrence(Recurrent):
         state_sizes: the ``k`` feature sizes of the carried states.
         output: which new state is the per-step output (an index into the states; -1: the last).
         batch_first: ``x`` and the outputs are ``(batch, T, features)``; else time-major.
+        optimize: run the cell through the compiler (default) or, when False, node by node
+            through per-step clones (see :meth:`~lstm.model.Recurrent.optimize`).
 
     Shape:
         ``forward(x, state=None, lengths=None)`` returns ``(outputs, [s_1_n, ..., s_k_n])``:
@@ -56,7 +62,7 @@ class Recurrence(Recurrent):
     """
 
     def __init__(self, cell: gModule, state_sizes: Sequence[int], output: int = -1,
-                 batch_first: bool = True):
+                 batch_first: bool = True, optimize: bool = True):
         Module.__init__(self)
         if not isinstance(cell, Module):
             raise InputError(f"Recurrence: cell must be a gModule [x_t, s_1..s_k] -> "
@@ -92,11 +98,14 @@ class Recurrence(Recurrent):
         self._device = cell._device
         self._dtype = cell._dtype
         self.train = cell.train
-        self._init_runtime(optimize=False)
+        self.signature = CellSignature(x=0, state_inputs=tuple(range(1, k + 1)),
+                                       state_outputs=tuple(range(k)), state_sizes=tuple(sizes),
+                                       output_state=self.output_state)
+        self._init_runtime(optimize)
 
     @property
     def cell(self) -> Module:
-        """The step cell (the prototype: it owns the parameters, its clones run)."""
+        """The step cell (the prototype: it owns the parameters)."""
         return self.cells[0]
 
     def named_children(self) -> list[tuple[str, Module]]:
@@ -108,21 +117,6 @@ class Recurrence(Recurrent):
             if m._param_names and hasattr(m, "reset"):
                 m.reset() if stdv is None else m.reset(stdv)
         return self
-
-    # The step's input and output as the cell sees them.
-    def _cell_input(self, x_t: Array, state: list[Array]) -> list[Array]:
-        return [x_t] + list(state)
-
-    def _cell_state(self, cell_output: Any) -> list[Array]:
-        if isinstance(cell_output, (list, tuple)):
-            return list(cell_output)
-        return [cell_output]
-
-    def _cell_grad_output(self, grad_state: list[Array]) -> Any:
-        return list(grad_state) if len(grad_state) > 1 else grad_state[0]
-
-    def _cell_grad_input(self, grad_input: list[Array]) -> tuple[Array, list[Array]]:
-        return grad_input[0], list(grad_input[1:])
 
     # States are (batch, size); the base keeps (1, batch, size), one per layer and direction.
     def _state_shape(self, k: int, batch: int) -> tuple[int, ...]:
@@ -175,4 +169,6 @@ class Recurrence(Recurrent):
         text = f"states={tuple(self.state_sizes)}, output={self.output_state}"
         if not self.batch_first:
             text += ", batch_first=False"
+        if not self.optimized:
+            text += ", optimize=False"
         return text

@@ -162,7 +162,7 @@ def test_kernels_with_lengths_and_both_directions_follow_the_numpy_passes(rng, w
     for kernels in ("numpy", "numba"):
         backend.manual_seed(3)
         model = LSTM(3, 5, 2, bidirectional=True).optimize(kernels=kernels)
-        assert model._use_fused() and model._fused[0].uses_kernels(x) == (kernels == "numba")
+        assert model.executors[0].uses_kernels(x) == (kernels == "numba")
         outputs, (h_n, c_n) = model.forward(given, lengths=lengths)
         grads = model.backward(given, [numpy.ones_like(outputs), h_n, c_n])
         grads = grads if with_state else [grads]

@@ -138,7 +138,7 @@ def test_parameters_are_shared_by_clones_and_counted_once(rng: numpy.random.Gene
     assert names[:2] == ["layer1.i2h_input.weight", "layer1.i2h_input.bias"]
     assert "layer2.h2h_forget.weight" in names
     proto = dict(model.cells[0].named_children())["i2h_forget"]
-    for clone in model._clones[0]:
+    for clone in model.executors[0].clones:
         lin = dict(clone.named_children())["i2h_forget"]
         assert lin is not proto
         assert lin.weight is proto.weight and lin.grad_weight is proto.grad_weight
@@ -147,23 +147,23 @@ def test_parameters_are_shared_by_clones_and_counted_once(rng: numpy.random.Gene
 def test_variable_length_reuses_clones(rng: numpy.random.Generator) -> None:
     model = LSTM(2, 3, 2, optimize=False).double()
     model.forward(rng.standard_normal((2, 5, 2)))
-    first = [list(layer) for layer in model._clones]
+    first = [list(e.clones) for e in model.executors]
     assert model.num_clones() == 5
     x3 = rng.standard_normal((2, 3, 2))
     out3, _ = model.forward(x3)
     assert model.num_clones() == 5
-    assert all(a is b for layer, old in zip(model._clones, first) for a, b in zip(layer, old))
+    assert all(a is b for e, old in zip(model.executors, first) for a, b in zip(e.clones, old))
     model.backward(x3, numpy.ones_like(out3))
     model.forward(rng.standard_normal((1, 7, 2)))          # longer, and another batch size
     assert model.num_clones() == 7
-    assert all(model._clones[k][:5] == first[k] for k in range(2))
+    assert all(model.executors[k].clones[:5] == first[k] for k in range(2))
     # A fresh model on the short sequence computes the same thing.
     fresh = model.clone()
     numpy.testing.assert_array_equal(fresh.forward(x3)[0], out3)
 
 
 def test_get_parameters_views_reach_the_clones(rng: numpy.random.Generator) -> None:
-    model = LSTM(2, 3, 2).double()
+    model = LSTM(2, 3, 2, optimize=False).double()
     x = rng.standard_normal((2, 4, 2))
     model.forward(x)                               # clones exist before the flattening
     flat_p, flat_g = model.get_parameters()
@@ -173,7 +173,8 @@ def test_get_parameters_views_reach_the_clones(rng: numpy.random.Generator) -> N
     assert numpy.abs(flat_g).sum() > 0
     numpy.testing.assert_array_equal(
         flat_g, numpy.concatenate([g.ravel() for g in model.parameters()[1]]))
-    for clone in model._clones[1]:
+    assert len(model.executors[1].clones) == 4
+    for clone in model.executors[1].clones:
         lin = dict(clone.named_children())["h2h_cell"]
         assert numpy.shares_memory(lin.weight, flat_p) and numpy.shares_memory(lin.grad_weight, flat_g)
     flat_p[...] = 0                                # every gate 1/2, candidate 0: outputs are 0
@@ -187,15 +188,18 @@ def test_get_parameters_views_reach_the_clones(rng: numpy.random.Generator) -> N
     assert norm > 1e-3 and numpy.linalg.norm(flat_g) == pytest.approx(1e-3, rel=1e-3)
 
 
-def test_conversions_after_clones_exist(rng: numpy.random.Generator) -> None:
-    model = LSTM(2, 3, 2)
+@pytest.mark.parametrize("optimize", [True, False])
+def test_conversions_after_clones_exist(rng: numpy.random.Generator, optimize: bool) -> None:
+    model = LSTM(2, 3, 2, optimize=optimize)
     x = rng.standard_normal((2, 4, 2))
     out32, _ = model.forward(x.astype("float32"))
     model.double()
-    assert all(dict(c.named_children())["i2h_input"].weight.dtype == numpy.float64
-               for c in model._clones[0])
     out64, _ = model.forward(x)
     assert out64.dtype == numpy.float64
+    clones = getattr(model.executors[0], "clones", [])
+    assert len(clones) == (0 if optimize else 4)
+    assert all(dict(c.named_children())["i2h_input"].weight.dtype == numpy.float64
+               for c in clones)
     numpy.testing.assert_allclose(out64, out32, rtol=1e-5, atol=1e-6)
     model.to("strict")
     out_strict, _ = model.forward(backend.to_device(x, "strict"))
@@ -229,16 +233,18 @@ def test_clear_state_drops_caches(rng: numpy.random.Generator) -> None:
     out, _ = model.forward(x)
     model.backward(x, numpy.ones_like(out))
     model.clear_state()
-    assert model.output is None and model.grad_input is None and model._cell_inputs is None
-    assert all(c.output is None and c._vals is None for layer in model._clones for c in layer)
+    assert model.output is None and model.grad_input is None
+    assert all(e._inputs is None for e in model.executors)
+    assert all(c.output is None and c._vals is None for e in model.executors for c in e.clones)
     assert model.num_clones() == 4                  # the clones stay, empty
     with pytest.raises(GraphError, match="backward called before forward"):
         model.backward(x, numpy.ones_like(out))
     numpy.testing.assert_array_equal(model.forward(x)[0], out)
 
 
-def test_dropout_between_layers_and_modes(rng: numpy.random.Generator) -> None:
-    model = LSTM(2, 6, 2, dropout=0.5).double()
+@pytest.mark.parametrize("optimize", [True, False])
+def test_dropout_between_layers_and_modes(rng: numpy.random.Generator, optimize: bool) -> None:
+    model = LSTM(2, 6, 2, dropout=0.5, optimize=optimize).double()
     x = rng.standard_normal((3, 5, 2))
     backend.manual_seed(1)
     train_out, (train_h, _) = model.forward(x)
@@ -255,7 +261,8 @@ def test_dropout_between_layers_and_modes(rng: numpy.random.Generator) -> None:
     if seq is not None:
         seq.evaluate()
         numpy.testing.assert_array_equal(model.forward(x)[0], eval_out)
-        assert all(not c.train for c in model._clones[0])
+        assert all(not c.train for c in getattr(model.executors[0], "clones", []))
+        assert all(not m.train for c in model.cells for m in c.modules())
 
 
 def test_dropout_with_one_layer_warns_and_does_nothing(rng: numpy.random.Generator) -> None:

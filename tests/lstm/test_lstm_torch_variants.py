@@ -22,11 +22,7 @@ def _build(kind: str, rng: numpy.random.Generator, bidirectional: bool, optimize
     input_size, hidden, layers = (int(v) for v in rng.integers(1, 5, size=3))
     layers = min(layers, 3)
     kwargs = dict(batch_first=batch_first, bidirectional=bidirectional)
-    if kind == "rnn":
-        model = ours_cls(input_size, hidden, layers, **kwargs)
-    else:
-        model = ours_cls(input_size, hidden, layers, optimize=optimize, **kwargs)
-    model = model.double()
+    model = ours_cls(input_size, hidden, layers, optimize=optimize, **kwargs).double()
     ref = ref_cls(input_size, hidden, layers, dtype=torch.float64, **kwargs)
     # PyTorch's weights into ours (the direction of the mapping tested here).
     load_torch_state_dict(model, {k: v.detach().numpy() for k, v in ref.state_dict().items()})
@@ -47,7 +43,8 @@ def compare(kind: str, rng: numpy.random.Generator, bidirectional: bool, optimiz
     given = [x] + states if with_state else x
 
     outputs = model.forward(given, lengths=lengths)
-    assert model._fused_ran == (optimize and kind != "rnn")  # the path under test ran
+    assert model.executors[0].kind == (("compiled" if kind == "rnn" else f"recipe-{kind}")
+                                       if optimize else "unrolled")  # the path under test ran
     ours = [outputs[0]] + (list(outputs[1]) if n_states == 2 else [outputs[1]])
     weights = [rng.standard_normal(o.shape) for o in ours]
     model.zero_grad_parameters()
@@ -93,12 +90,13 @@ def test_against_pytorch_over_random_sizes(kind: str, bidirectional: bool, optim
                 with_lengths=trial % 3 != 0, batch_first=trial != 4)
 
 
+@pytest.mark.parametrize("optimize", [True, False], ids=["compiled", "node_by_node"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-def test_rnn_against_pytorch_with_lengths(bidirectional: bool) -> None:
+def test_rnn_against_pytorch_with_lengths(bidirectional: bool, optimize: bool) -> None:
     rng = numpy.random.default_rng([8, bidirectional])
     for trial in range(4):
-        compare("rnn", rng, bidirectional, False, with_state=trial % 2 == 1, with_lengths=True,
-                batch_first=trial != 2)
+        compare("rnn", rng, bidirectional, optimize, with_state=trial % 2 == 1,
+                with_lengths=True, batch_first=trial != 2)
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm", "rnn"])
