@@ -31,12 +31,13 @@ import numpy
 
 from ..errors import GraphError
 from ..nn.activation import ReLU, Sigmoid, Tanh
+from ..nn.cmul import CMul
 from ..nn.constant import AddConstant, MulConstant
 from ..nn.identity import Identity
 from ..nn.table import CAddTable, CMulTable, CSubTable
 from ..nn.transfer import Exp, Square
 
-__all__ = ["is_elementwise", "Op", "Region", "numba_available"]
+__all__ = ["is_elementwise", "is_cmul", "Op", "Region", "numba_available"]
 
 _NDARRAY = numpy.ndarray  # numba kernels take plain NumPy arrays only (a type test, no call)
 
@@ -72,23 +73,36 @@ class Op:
     const: float = 0.0
 
 
-def region_ops(nodes: Sequence[int], plan: Sequence[Any]) -> tuple[list[Op], list[int]]:
+def is_cmul(module: Any, table: bool, shape: tuple) -> bool:
+    """Whether this ``CMul`` (a learned vector over the last axis) can join a region of
+    ``shape``: its weight enters as an external input broadcast over the rows."""
+    return (type(module) is CMul and not table and len(module.size) == 1
+            and len(shape) >= 1 and int(shape[-1]) == int(module.size[0]))
+
+
+def region_ops(nodes: Sequence[int], plan: Sequence[Any]) -> tuple[list[Op], list[Any]]:
     """The ops of the members ``nodes`` (plan indices, topological order) and the external inputs
-    they read (plan indices, in first-use order)."""
+    they read, in first-use order: plan indices, or ``("param", i)`` for the weight vector of the
+    ``CMul`` at plan index ``i`` (broadcast over the rows; its gradient, per row, is summed by the
+    caller)."""
     where = {i: k for k, i in enumerate(nodes)}
-    ext: list[int] = []
+    ext: list[Any] = []
     ops = []
+
+    def ref(q: Any) -> tuple[str, int]:
+        if not isinstance(q, tuple) and q in where:
+            return ("v", where[q])
+        if q not in ext:
+            ext.append(q)
+        return ("e", ext.index(q))
+
     for i in nodes:
         step = plan[i]
-        args = []
-        for p in step.parents:
-            if p in where:
-                args.append(("v", where[p]))
-            else:
-                if p not in ext:
-                    ext.append(p)
-                args.append(("e", ext.index(p)))
+        args = [ref(p) for p in step.parents]
         m = step.module
+        if type(m) is CMul:
+            ops.append(Op("mul", (args[0], ref(("param", i)))))
+            continue
         kind = _OPS[type(m)]
         const = float(m.constant) if kind in ("mulc", "addc") else 0.0
         ops.append(Op(kind, tuple(args), const))
@@ -178,11 +192,13 @@ class Region:
         # product): the caller passes the wide array, the generated code reads the columns (a
         # numba kernel then sees contiguous rows, which vectorise).
         cols = ext_cols or {}
-        self.ext_cols = [cols.get(q) for q in self.ext]
+        self.ext_cols = [None if isinstance(q, tuple) else cols.get(q) for q in self.ext]
+        #: External inputs that are CMul weight vectors: ext position -> the CMul's plan index.
+        self.params = {j: q[1] for j, q in enumerate(self.ext) if isinstance(q, tuple)}
         # External inputs (plan indices, among those with columns) whose gradient backward writes
         # straight into the caller's wide gradient array (``dest``), at the same columns.
-        self.direct = [j for j, q in enumerate(self.ext) if q in set(direct)
-                       and self.ext_cols[j] is not None]
+        self.direct = [j for j, q in enumerate(self.ext) if self.ext_cols[j] is not None
+                       and q in set(direct)]
         self.exposed = [self.nodes.index(i) for i in exposed]
         self.xp, self.shape, self.dtype = xp, tuple(shape), numpy.dtype(dtype)
         n = len(self.nodes)
@@ -436,6 +452,8 @@ class Region:
 
         def row_e(j: int) -> str:
             c = self.ext_cols[j]
+            if isinstance(self.ext[j], tuple):  # a weight vector: the same for every row
+                return f"re{j} = E[{j}]"
             return f"re{j} = E[{j}][r]" if c is None else f"re{j} = E[{j}][r, {c[0]}:{c[0] + c[1]}]"
 
         kdefs = [f"    {name} = V[0].dtype.type({c!r})" for c, name in consts.items()]

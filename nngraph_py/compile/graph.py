@@ -47,6 +47,10 @@ def _key(inputs: list[Any]) -> tuple:
     return tuple(out)
 
 
+def _copy(a: Any) -> Any:
+    return a.copy()
+
+
 class _Plan:
     """The execution plan of one (input shapes, dtype): ``entries`` in topological order, each
     ``("input", i)``, ``("node", i)``, ``("group", k)`` (``groups[k]``) or ``("region", k)``
@@ -103,6 +107,15 @@ class _Plan:
                 entry_of[i] = ("input" if is_input else "node", i)
         self.entries = order_entries(plan, entry_of, g.describe())
         self.n = n
+        # Values that may live in (or view) this plan's buffers: members of groups and regions,
+        # and, conservatively, whatever a module makes of them (a view, a table holding them).
+        tainted = [False] * n
+        for i, step in enumerate(plan):
+            kind = entry_of[i][0]
+            tainted[i] = kind in ("group", "region") or (
+                kind == "node" and any(tainted[q] for q in step.parents))
+        #: Outputs to copy before they are returned (the next call overwrites the buffers).
+        self.copy_out = {i for i in outputs if tainted[i]}
 
 
 class CompiledGraph(Module):
@@ -185,12 +198,15 @@ class CompiledGraph(Module):
             # Plans are built with gradient buffers unless this wrapper is inference-only.
             assert g._vals is not None  # set by the forward just run
             self._plans[key] = _Plan(g, g._vals, keep=not self.no_grad, kernels=self.kernels)
-            self._ran = "graph"
+            # As every later call: nothing kept for backward in evaluate mode or with no_grad.
+            self._ran = "graph" if self.train and not self.no_grad else "nograd"
             self.output = out
             return out
         keep = self.train and not self.no_grad
         vals = self._run_forward(plan, inputs)
-        outs = [vals[i] for i in g._out_idx]
+        # An output must outlive the next call, which overwrites the plan's buffers.
+        outs = [nest.map(_copy, vals[i]) if i in plan.copy_out else vals[i]
+                for i in g._out_idx]
         self.output = outs[0] if len(outs) == 1 else outs
         if keep:
             self._vals, self._inputs, self._last_plan, self._ran = vals, inputs, plan, "plan"
@@ -215,14 +231,13 @@ class CompiledGraph(Module):
                     lin._check(x)
                 grp.gather(xp, x.dtype)
                 for i, v in zip(grp.members, grp.forward(xp, x, plan.group_y[e])):
-                    # An output must outlive the next call, which overwrites the buffers.
-                    vals[i] = v.copy() if i in self._outputs else v
+                    vals[i] = v
             elif kind == "region":
                 r = plan.regions[e]
                 vs = plan.region_v[e]
                 r.forward([vals[q] for q in r.ext], vs)
                 for i, v in zip(r.nodes, vs):
-                    vals[i] = v.copy() if i in self._outputs else v
+                    vals[i] = v
             else:
                 step = steps[e]
                 if step.slot >= 0:
@@ -289,10 +304,6 @@ class CompiledGraph(Module):
                 gx = [grad_of(r.nodes[k]) for k in r.exposed]
                 ge = r.backward([vals[q] for q in r.ext], plan.region_v[e], gx)
                 for q, gq in zip(r.ext, ge):
-                    # The region's buffers are reused by the next backward: what can reach the
-                    # caller (an input's gradient) is copied; the rest is used within this call.
-                    if steps[q].slot >= 0:
-                        gq = gq.copy()
                     g._accumulate(gouts, owned, q, gq)
             else:
                 step = steps[e]
@@ -311,6 +322,8 @@ class CompiledGraph(Module):
                 else:
                     g._accumulate(gouts, owned, step.parents[0], gi)
         self._gouts = gouts
+        # The input gradients may be (views of) buffers the next backward overwrites: copies.
+        grad_inputs = [nest.map(_copy, gi) for gi in grad_inputs]
         self.grad_input = grad_inputs[0] if len(grad_inputs) == 1 else grad_inputs
         return self.grad_input
 

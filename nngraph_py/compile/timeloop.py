@@ -40,7 +40,7 @@ from ..nn.embedding import LookupTable
 from ..nn.linear import Linear
 from ..nn.normalization import LayerNormalization
 from ..nn.transfer import _Pointwise
-from .elementwise import Region, is_elementwise
+from .elementwise import Region, is_cmul, is_elementwise
 from .linear import LinearGroup
 from .schedule import consumers_of, form_regions, order_entries
 from .sequence import CellSignature, CompileError
@@ -114,7 +114,8 @@ class _Plan:
         self.group_of = {i: gi for gi, g in enumerate(self.groups) for i in g.members}
         # (3) Element-wise regions: greedy, convex, one shape each.
         cand = {i for i in rec if i not in in_group and _is_array(vals[i])
-                and is_elementwise(plan[i].module, plan[i].table, len(plan[i].parents))
+                and (is_elementwise(plan[i].module, plan[i].table, len(plan[i].parents))
+                     or is_cmul(plan[i].module, plan[i].table, vals[i].shape))
                 and all(_is_array(vals[p]) and vals[p].shape == vals[i].shape
                         and vals[p].dtype == vals[i].dtype for p in plan[i].parents)}
 
@@ -236,6 +237,12 @@ class CompiledSequence:
             p.S[k][0] = s
         for g in p.groups:
             g.gather(xp, x.dtype)
+        # CMul weight vectors read by regions, as of this call.
+        p.param_vals = {}
+        for r in p.regions:
+            for i in r.params.values():
+                w = steps[i].module.weight.reshape(-1)
+                p.param_vals[i] = w if w.dtype == x.dtype else w.astype(x.dtype)
         # (1) Hoisted nodes: all steps at once.
         big: dict[int, Any] = {}
         flat_x = x.reshape((T * B,) + tuple(x.shape[2:]))
@@ -314,6 +321,7 @@ class CompiledSequence:
                  for g, size in zip(grad_final, sig.state_sizes)]
         o = sig.output_state
         grads_per_step: list[dict[int, Any]] = [{} for _ in range(T)]
+        pacc = {i: xp.zeros(w.shape, dtype=x.dtype) for i, w in p.param_vals.items()}
         for t in range(T - 1, -1, -1):
             cur = run["steps"][t]
             gv: dict[int, Any] = {}
@@ -360,6 +368,9 @@ class CompiledSequence:
                             for j, q in enumerate(r.ext)] if r.direct else None
                     ge = r.backward(self._region_ext(p, r, cur, t), vs, gx_exp, dest)
                     for j, (q, gq) in enumerate(zip(r.ext, ge)):
+                        if isinstance(q, tuple):  # a CMul weight: summed over the rows
+                            pacc[q[1]] += gq.sum(axis=0)
+                            continue
                         if q in p.direct:
                             continue  # already in the group's gradient history
                         # Region buffers are reused by the next step: what outlives the step
@@ -414,7 +425,7 @@ class CompiledSequence:
                     flat_gx += gq
                 else:
                     gh[q] += gq
-        run["gh"], run["grads"] = gh, grads_per_step
+        run["gh"], run["grads"], run["pacc"] = gh, grads_per_step, pacc
         return gx, carry
 
     def acc_grad_parameters(self, scale: float = 1.0) -> None:
@@ -432,6 +443,9 @@ class CompiledSequence:
         for gi, g in enumerate(p.groups):
             X = self._history(run, g.parent).reshape(T * B, g.in_features)
             g.acc_grad_parameters(xp, X, p.group_g[gi].reshape(T * B, g.total), scale)
+        for i, g in run["pacc"].items():
+            m = steps[i].module
+            m.grad_weight += (g * scale if scale != 1.0 else g).reshape(m.grad_weight.shape)
         for i in p.opaque:
             step = steps[i]
             if not p.clones[i][0].parameters()[0]:
@@ -445,7 +459,8 @@ class CompiledSequence:
     def _region_ext(p: _Plan, r: Region, cur: dict[int, Any], h: int) -> list[Any]:
         """The arrays region ``r`` reads at history index ``h``: a Linear group member as its
         group's whole product (the region reads its columns)."""
-        return [p.group_y[p.group_of[q]][h] if c is not None else cur[q]
+        return [p.param_vals[q[1]] if isinstance(q, tuple)
+                else p.group_y[p.group_of[q]][h] if c is not None else cur[q]
                 for q, c in zip(r.ext, r.ext_cols)]
 
     @staticmethod
