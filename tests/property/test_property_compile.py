@@ -296,3 +296,29 @@ def test_row_graphs_evaluate_and_no_grad(desc: RowDesc, seed: int) -> None:
             with pytest.raises(GraphError):
                 c.backward(x, g)
         model.training()
+
+
+def test_row_graph_strategy_reaches_every_pass() -> None:
+    """In 150 generated row graphs compile() forms Linear groups and element-wise regions and
+    runs other nodes alone (else the properties above would pass without testing them)."""
+    from hypothesis import HealthCheck, Phase
+
+    seen: dict[str, int] = {}
+
+    @settings(max_examples=150, phases=[Phase.generate], derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(desc=row_graphs())
+    def sample(desc: RowDesc) -> None:
+        c = compile(build_rows(desc).to(dtype=np.float64), kernels="numpy")
+        x, _ = _row_data(desc, 2, np.random.default_rng(0), "cpu", np.float64)
+        c.forward(x)
+        info = c.plan_info()[0]
+        for key in ("linear_groups", "regions"):
+            if info[key]:
+                seen[key] = seen.get(key, 0) + 1
+        if len(desc.outputs) > 1:
+            seen["several outputs"] = seen.get("several outputs", 0) + 1
+
+    sample()
+    missing = sorted({"linear_groups", "regions", "several outputs"} - set(seen))
+    assert not missing, f"never generated: {missing}; counts: {seen}"
