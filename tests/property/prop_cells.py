@@ -11,7 +11,10 @@ numbered: first the graph's inputs, then one per op. Each op is plain data (``ki
 * tables of same-width values: ``CAddTable`` (2-3), ``CSubTable``, ``CMulTable`` (2-3);
 * ``JoinTable(1)`` of 2-3 values, ``Narrow(1, offset, length)``, ``SelectTable(i)`` of a list
   node;
-* fan-out: one value read by three or more consumers.
+* fan-out: one value read by three or more consumers;
+* rarely: the modules of :data:`EXTRA` (``SoftMax``, ``ELU``, ``CAdd``, ``PReLU``,
+  ``GatedLinearUnit``, ``Dropout(0)``...), ``CMaxTable``/``CMinTable``/``CDivTable`` (positive
+  denominators), and modules holding modules (a ``Sequential``, a nested gModule).
 
 For a *cell* (:func:`cells`) inputs are ``[x_t, s_1, ..., s_k]`` and outputs the ``k`` new states;
 ops are drawn so that some read ``x_t`` only (hoistable over time), some the state only, some both,
@@ -30,6 +33,11 @@ __all__ = ["Op", "RowDesc", "row_graphs", "cells", "build_rows", "has_layer_norm
 
 UNARY = ("Sigmoid", "Tanh", "ReLU", "Identity", "MulConstant", "AddConstant", "CMul",
          "LayerNormalization")
+
+
+#: Drawn by the "extra" ops: more element-wise and row-wise modules, some with parameters.
+EXTRA = ("SoftMax", "LogSoftMax", "Abs", "Square", "ELU", "LeakyReLU", "SoftPlus", "HardTanh",
+         "SoftSign", "CAdd", "PReLU", "Mul", "Add", "Clamp", "GatedLinearUnit", "Dropout")
 
 
 def has_layer_norm() -> bool:
@@ -111,7 +119,7 @@ class _Draw:
         draw, d = self.draw, self.d
         kind = draw(st.sampled_from(
             ("linear", "linear", "linear_group", "unary", "unary", "unary", "table", "table",
-             "join", "narrow", "select", "fanout")))
+             "join", "narrow", "select", "fanout", "extra", "extra", "extra_table", "composite")))
         v = self.pick(pool)
         if v is None:
             return
@@ -126,6 +134,18 @@ class _Draw:
                 self.add("Linear", (w, out), (v,), out)
         elif kind == "unary":
             self._unary(v)
+        elif kind == "extra":
+            self._extra(v)
+        elif kind == "extra_table":
+            name = draw(st.sampled_from(("CMaxTable", "CMinTable", "CDivTable")))
+            u = self.pick(pool, w)
+            if name == "CDivTable":  # a positive denominator: 0.5 + sigmoid(u)
+                u = self.add("AddConstant", (0.5,), (self.add("Sigmoid", (), (u,), w),), w)
+            self.add(name, (), (v, u), w)
+        elif kind == "composite":  # a module holding modules: run as one opaque node
+            out = draw(WIDTH)
+            name = draw(st.sampled_from(("Sequential", "SubGraph")))
+            self.add(name, (w, out, draw(st.integers(0, 1))), (v,), out)
         elif kind == "fanout":
             for _ in range(draw(st.integers(3, 4))):
                 self._unary(v)
@@ -164,6 +184,29 @@ class _Draw:
         else:
             args = ()
         self.add(name, args, (v,), w)
+
+    def _extra(self, v: int) -> None:
+        """The less common one-input modules (each drawn rarely)."""
+        w = self.d.widths[v]
+        name = self.draw(st.sampled_from(EXTRA))
+        args: tuple = ()
+        out = w
+        if name in ("CAdd", "Add"):
+            args = (w,)
+        elif name == "PReLU":
+            args = self.draw(st.sampled_from(((), (w,))))
+        elif name == "LeakyReLU":
+            args = (0.1,)
+        elif name == "Clamp":
+            args = (-0.5, 0.5)
+        elif name == "Dropout":
+            args = (0.0,)
+        elif name == "GatedLinearUnit":
+            if w % 2:
+                name = "SoftSign"
+            else:
+                out = w // 2
+        self.add(name, args, (v,), out)
 
     def to_width(self, v: int, width: int) -> int:
         """``v`` made ``width`` wide (a Linear, or a Narrow when wider)."""
@@ -252,6 +295,16 @@ def _ancestors(d: RowDesc, outs: list[int]) -> set[int]:
 
 
 def _module(op: Op) -> Any:
+    if op.kind == "Sequential":
+        w, out, variant = op.args
+        second = nn.Tanh() if variant else nn.CMul(out)
+        return nn.Sequential(nn.Linear(w, out), second)
+    if op.kind == "SubGraph":
+        w, out, variant = op.args
+        i = nn.Identity()()
+        h = nn.Linear(w, out)(i)
+        o = nn.CMulTable()([nn.Sigmoid()(h), nn.Tanh()(h)]) if variant else nn.Tanh()(h)
+        return nn.gModule([i], [o])
     if op.kind == "Linear":
         return nn.Linear(*op.args[:2], bias=op.args[2] if len(op.args) > 2 else True)
     return getattr(nn, op.kind)(*op.args)
@@ -263,7 +316,8 @@ def build_rows(desc: RowDesc) -> Any:
     inputs = list(values)
     for op in desc.ops:
         m = _module(op)
-        if op.kind in ("CAddTable", "CSubTable", "CMulTable", "JoinTable", "SelectTable"):
+        if op.kind in ("CAddTable", "CSubTable", "CMulTable", "JoinTable", "SelectTable",
+                       "CMaxTable", "CMinTable", "CDivTable"):
             values.append(m([values[s] for s in op.srcs]))
         else:
             values.append(m(values[op.srcs[0]]))

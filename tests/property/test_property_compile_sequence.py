@@ -305,7 +305,8 @@ def test_cell_strategy_reaches_every_pass_and_feature() -> None:
     wanted = {"hoisted", "linear_groups", "regions", "per_step_modules", "1 states", "2 states",
               "3 states", "pass-through state", "Linear", "CAddTable", "CSubTable", "CMulTable",
               "Sigmoid", "Tanh", "ReLU", "MulConstant", "AddConstant", "Identity", "CMul",
-              "JoinTable", "Narrow", "SelectTable"}
+              "JoinTable", "Narrow", "SelectTable", "CDivTable", "CMaxTable",
+              "LogSoftMax", "Sequential", "SubGraph", "Dropout"}
     if hasattr(__import__("nngraph_py").nn, "LayerNormalization"):
         wanted.add("LayerNormalization")
     missing = sorted(wanted - set(seen))
