@@ -310,3 +310,77 @@ def test_compile_sequence_inference_forward_equals_training_forward():
         _close(_host(fin2), _host(fin))
     with pytest.raises(GraphError):
         ex.backward(None, [None, None])
+
+
+# ------------------------------------------------------------------------------------------------
+# Wirings the random cells rarely draw
+# ------------------------------------------------------------------------------------------------
+def _one_node_two_states() -> tuple:
+    x, a, b = nn.Identity()(), nn.Identity()(), nn.Identity()()
+    h2 = nn.Tanh()(nn.CAddTable()([nn.Linear(3, 4)(x), nn.Linear(4, 4)(a), b]))
+    return nn.gModule([x, a, b], [h2, h2]), [4, 4], 3
+
+
+def _x_is_a_new_state() -> tuple:
+    x, a, b = nn.Identity()(), nn.Identity()(), nn.Identity()()
+    h2 = nn.Tanh()(nn.CAddTable()([nn.Linear(4, 4)(x), a, nn.Linear(4, 4)(b)]))
+    return nn.gModule([x, a, b], [h2, x]), [4, 4], 4
+
+
+def _state_from_x_only() -> tuple:
+    x, a, h = nn.Identity()(), nn.Identity()(), nn.Identity()()
+    return nn.gModule([x, a, h], [nn.Tanh()(nn.Linear(3, 4)(x)),
+                                  nn.Sigmoid()(nn.CAddTable()([a, h]))]), [4, 4], 3
+
+
+def _state_input_as_output() -> tuple:
+    x, s, h = nn.Identity()(), nn.Identity()(), nn.Identity()()
+    h2 = nn.Tanh()(nn.CAddTable()([nn.Linear(3, 4)(x), nn.Linear(4, 4)(h), nn.Linear(2, 4)(s)]))
+    return nn.gModule([x, s, h], [s, h2]), [2, 4], 3
+
+
+def _linear_only() -> tuple:
+    x, h = nn.Identity()(), nn.Identity()()
+    return nn.gModule([x, h], [nn.CAddTable()([nn.Linear(3, 4)(x), h])]), [4], 3
+
+
+WIRINGS = {"one node as two states": _one_node_two_states, "x as a new state": _x_is_a_new_state,
+           "a state from x alone": _state_from_x_only,
+           "a state input node as its output": _state_input_as_output,
+           "no element-wise region (h' = Wx + h)": _linear_only}
+
+
+@pytest.mark.parametrize("lengths", [None, [4, 1, 2]])
+@pytest.mark.parametrize("wiring", sorted(WIRINGS))
+def test_unusual_wirings_compile_and_match_node_by_node(wiring, lengths):
+    cell, sizes, n_in = WIRINGS[wiring]()
+    fast, slow = _pair(cell, sizes)
+    lengths = None if lengths is None else np.array(lengths)
+    x, s0, g = _data(np.random.default_rng(9), 3, 4, n_in, sizes)
+    for rec in (fast, slow):
+        rec.set_lengths(lengths)
+    for _ in range(2):
+        _close(_step(fast, x, s0, g, -1.5), _step(slow, x, s0, g, -1.5), wiring)
+    assert fast.executors[0].kind == "compiled"
+
+
+def test_a_recurrence_node_inside_a_compiled_gmodule():
+    """compile(g) of a graph holding a compiled Recurrence (an opaque node of the plan)."""
+    x, h = nn.Identity()(), nn.Identity()()
+    cell = nn.gModule([x, h], [nn.Tanh()(nn.CAddTable()([nn.Linear(3, 4)(x),
+                                                          nn.Linear(4, 4)(h)]))])
+    inp = nn.Identity()()
+    out, h_n = lstm.Recurrence(cell, [4], optimize=True)(inp).split(2)
+    g = nn.gModule([inp], [nn.Tanh()(nn.Sigmoid()(out)), nn.Linear(4, 2)(h_n)])
+    g = g.to(dtype=np.float64)
+    ref = g.clone()
+    c = compile(g, kernels="numpy")
+    rng = np.random.default_rng(10)
+    for batch in (2, 2, 3):
+        xx = rng.standard_normal((batch, 5, 3))
+        gg = [rng.standard_normal((batch, 5, 4)), rng.standard_normal((batch, 2))]
+        g.zero_grad_parameters()
+        ref.zero_grad_parameters()
+        got = _host([c.forward(xx), c.backward(xx, gg, 0.5)]) + [_host(g.parameters()[1])]
+        want = _host([ref.forward(xx), ref.backward(xx, gg, 0.5)]) + [_host(ref.parameters()[1])]
+        _close(got, want, f"batch {batch}")

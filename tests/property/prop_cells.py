@@ -18,7 +18,8 @@ numbered: first the graph's inputs, then one per op. Each op is plain data (``ki
 
 For a *cell* (:func:`cells`) inputs are ``[x_t, s_1, ..., s_k]`` and outputs the ``k`` new states;
 ops are drawn so that some read ``x_t`` only (hoistable over time), some the state only, some both,
-and a state may pass through unchanged (``Identity(s_j)``). Every input reaches an output.
+and a state may pass through unchanged (``Identity(s_j)``, or the input node ``s_j`` itself as
+the output). Every input reaches an output.
 """
 from __future__ import annotations
 
@@ -261,8 +262,9 @@ def cells(draw: Any, max_states: int = 3, max_ops: int = 9) -> RowDesc:
     candidates = [v for v in range(len(d.widths)) if v not in b.consumed] or [0]
     outs: list[int] = []
     for j in range(k):
-        if j in passthrough:
-            outs.append(b.add("Identity", (), (1 + j,), sizes[j]))
+        if j in passthrough:  # through an Identity, or the input node itself as the output
+            outs.append(b.add("Identity", (), (1 + j,), sizes[j]) if draw(st.booleans())
+                        else 1 + j)
         else:
             outs.append(b.to_width(draw(st.sampled_from(candidates)), sizes[j]))
     # Every input and every value reaches a (non pass-through) output (gModule refuses dangling
