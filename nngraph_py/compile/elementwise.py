@@ -18,7 +18,8 @@ From a region the compiler generates, once per (shapes, dtype):
   forward, one backward, reading each operand once; ``tanh`` for float32 is the vectorisable
   rational function of :mod:`nngraph_py.compile.accel` (within 0.52 ulp), and the logistic
   function is ``0.5 * tanh(x / 2) + 0.5`` everywhere, as in the recipe kernels;
-* the same expressions in C for CuPy's ``ElementwiseKernel`` (:func:`cuda_source`).
+* the same expressions in C for CuPy's ``ElementwiseKernel``, forward and backward
+  (:mod:`nngraph_py.compile.cuda`; ``kernels="cuda"`` on CuPy arrays).
 
 No Lua Torch original: nngraph runs every node through its module.
 """
@@ -172,7 +173,8 @@ class Region:
         xp: the array module.
         keep: whether backward will be called (gradient scratch is planned only then).
         kernels: ``"numpy"``, ``"numba"`` or ``"auto"`` (numba for rank-2 float NumPy arrays
-            when numba is installed).
+            when numba is installed), or ``"cuda"`` (float CuPy arrays: generated
+            ``ElementwiseKernel`` objects, :mod:`nngraph_py.compile.cuda`; else NumPy passes).
 
         ext_cols: for external inputs (plan indices) that are columns of a wider array, their
             ``(offset, width)``: ``forward`` and ``backward`` then take the wide array.
@@ -213,7 +215,12 @@ class Region:
         if kernels == "numba" and not use_numba:
             use_numba = False  # other arrays: the NumPy passes (documented)
         self.kernels = "numba" if use_numba else "numpy"
-        if self.kernels == "numba":
+        if kernels == "cuda" and _cuda().applies(xp, self.dtype):
+            self.kernels = "cuda"
+            self._cuda = _cuda().CudaRegionKernels(self, keep)
+            self.source = self._cuda.text()
+            self._fwd, self._bwd = self._cuda.forward, self._cuda.backward
+        elif self.kernels == "numba":
             self.source = self._numba_source(keep)
             self._fwd, self._bwd = _numba_compile(self.source)
             self._gext = [xp.empty(shape, dtype=dtype) for _ in self.ext] if keep else None
@@ -230,6 +237,8 @@ class Region:
     # ------------------------------------------------------------------------------------------
     def forward(self, ext: Sequence[Any], vals: Sequence[Any]) -> None:
         """Compute every member into ``vals`` (arrays of the region's shape, one per member)."""
+        if self.kernels == "cuda":
+            return self._cuda.forward(ext, vals)
         if self.kernels == "numba":
             self._fwd(tuple(ext), tuple(vals))
         else:
@@ -242,6 +251,8 @@ class Region:
         gradients themselves, passed through): use them before the next call. For the
         ``direct`` inputs, ``dest[j]`` is the wide array their gradient is written into (its
         entry in the result is then that array's columns)."""
+        if self.kernels == "cuda":
+            return self._cuda.backward(ext, vals, g_exposed, dest)
         if self._gext is None:
             raise GraphError("this region was planned for inference: it has no gradient buffers")
         ge = self._gext
@@ -481,34 +492,17 @@ class Region:
         return "\n".join(lines).replace("TANH(", tanh) + "\n"
 
     def cuda_source(self) -> tuple[str, str, str, str]:
-        """CuPy ``ElementwiseKernel`` parts ``(in_params, out_params, forward body, name)`` of
-        the forward pass (float or double, by the region's dtype); see :func:`cuda_source`."""
-        return cuda_source(self.ops, len(self.ext), self.dtype)
+        """CuPy ``ElementwiseKernel`` parts ``(in_params, out_params, operation, name)`` of the
+        forward pass writing every member (float or double, by the region's dtype); the forward
+        and backward kernels the ``"cuda"`` kernels run: ``cuda.region_source``."""
+        return _cuda().cuda_source(self.ops, len(self.ext), self.dtype)
 
 
-def cuda_source(ops: Sequence[Op], n_ext: int, dtype: Any) -> tuple[str, str, str, str]:
-    """The forward of a region as CuPy ``ElementwiseKernel`` parts: ``(in_params, out_params,
-    operation, name)``, e.g. ``cupy.ElementwiseKernel(*cuda_source(...))``.
+def _cuda() -> Any:
+    """:mod:`nngraph_py.compile.cuda` (imported on first use: it imports this module)."""
+    from . import cuda
 
-    The same scalar expressions as the numba kernels, printed as C (``tanhf``/``tanh``,
-    ``expf``/``exp``, literals typed by ``dtype``).
-    """
-    ctype = "float" if numpy.dtype(dtype) == numpy.float32 else "double"
-    suffix = "f" if ctype == "float" else ""
-
-    def lit(c: float) -> str:
-        return f"(({ctype}){float(c)!r})"
-
-    body = []
-    for k, op in enumerate(ops):
-        a = [f"{s}{j}" for s, j in op.args]
-        expr = _scalar_forward(op, a, lit)
-        expr = expr.replace("TANH(", f"tanh{suffix}(").replace("EXP(", f"exp{suffix}(")
-        expr = expr.replace("MAX0(", f"fmax{suffix}(({ctype})0, ")
-        body.append(f"v{k} = {expr};")
-    ins = ", ".join(f"T e{j}" for j in range(n_ext))
-    outs = ", ".join(f"T v{k}" for k in range(len(ops)))
-    return ins, outs, " ".join(body), "nngraph_region_forward"
+    return cuda
 
 
 # ------------------------------------------------------------------------------------------------
