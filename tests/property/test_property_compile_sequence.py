@@ -32,6 +32,7 @@ from prop_cells import EXTRA, RowDesc, build_rows, cells
 from prop_reference import assert_tree_close
 
 F64 = {"rtol": 1e-9, "atol": 1e-10}
+F32 = {"rtol": 2e-4, "atol": 2e-5}
 SEEDS = st.integers(0, 2**31 - 2)
 SCALES = st.sampled_from((1.0, 0.5, -2.0, 3.0))
 N = settings.default.max_examples
@@ -56,7 +57,8 @@ def host(v: Any) -> Any:
     return np.array(backend.to_numpy(v), dtype=np.float64)
 
 
-def _data(desc: RowDesc, run: dict, seed: int, second: bool = False) -> tuple:
+def _data(desc: RowDesc, run: dict, seed: int, second: bool = False,
+          dtype: Any = np.float64) -> tuple:
     """``x``, initial states and the gradients of outputs and final states (host float64)."""
     rng = np.random.default_rng(seed + (7 if second else 0))
     T, B, sizes = run["T"], run["B"], desc.inputs[1:]
@@ -70,7 +72,10 @@ def _data(desc: RowDesc, run: dict, seed: int, second: bool = False) -> tuple:
         g_fin = [None] * len(sizes)  # the outputs' gradient alone
     elif run["none_grads"] == 1:
         g_out = None
-    return x, s0, g_out, g_fin
+
+    def cast(v: Any) -> Any:
+        return None if v is None else v.astype(dtype)
+    return cast(x), [cast(s) for s in s0], cast(g_out), [cast(g) for g in g_fin]
 
 
 def _recurrence(cell: Any, desc: RowDesc, run: dict, optimize: bool) -> Any:
@@ -100,33 +105,35 @@ def _run(rec: Any, x: Any, s0: list, g_out: Any, g_fin: list, lengths: Any,
     return got, (out, fin, grads)
 
 
-def _compare(got: list, ref: list, what: str) -> None:
+def _compare(got: list, ref: list, what: str, tol: dict = F64) -> None:
     names = ("outputs", "final states", "[grad x, grad initial states]", "parameter gradients")
     for name, a, b in zip(names, got, ref):
-        assert_tree_close(a, b, f"{what}: {name}", **F64)
+        assert_tree_close(a, b, f"{what}: {name}", **tol)
 
 
 def check_recurrence(desc: RowDesc, run: dict, seed: int, scale: float,
-                     kernels: str = "numpy") -> None:
+                     kernels: str = "numpy", dtype: Any = np.float64) -> None:
     """``Recurrence`` compiled vs ``.optimize(False)``: three calls (the first builds the plan,
     the second reuses it, the third reuses it on new values) and a call at another batch size."""
     prop_counter.count()
     backend.manual_seed(seed)
-    cell = build_rows(desc).to(dtype=np.float64)
+    cell = build_rows(desc).to(dtype=dtype)
     ref_cell = cell.clone()
+    tol = F64 if np.dtype(dtype) == np.float64 else F32
     rec = _recurrence(cell, desc, run, optimize=True)
     if kernels != "auto":
         rec.optimize(True, kernels=kernels)
     ref = _recurrence(ref_cell, desc, run, optimize=False)
     kept = []
     for call, second in enumerate((False, False, True)):
-        x, s0, g_out, g_fin = _data(desc, run, seed, second)
+        x, s0, g_out, g_fin = _data(desc, run, seed, second, dtype)
         want, _ = _run(ref, x, s0, g_out, g_fin, run["lengths"], 1.0 if call else scale)
         got, arrays = _run(rec, x, s0, g_out, g_fin, run["lengths"], 1.0 if call else scale)
         kinds = [e.kind for e in rec.executors]
         assert kinds == ["compiled"], f"call {call}: the executor is {kinds}, not the compiler"
         assert [e.kind for e in ref.executors] == ["unrolled"]
-        _compare(got, want, f"call {call}")
+        assert arrays[0].dtype == dtype, f"outputs in {arrays[0].dtype}"
+        _compare(got, want, f"call {call}", tol)
         kept.append((arrays, got))
     for call, (arrays, got) in enumerate(kept):  # buffers reused: results stay the caller's
         assert_tree_close(host(arrays[0]), got[0], f"outputs of call {call} after call 2",
@@ -137,11 +144,11 @@ def check_recurrence(desc: RowDesc, run: dict, seed: int, scale: float,
                           rtol=0, atol=0)
     # Another batch size and T: a new plan.
     other = dict(run, B=run["B"] % 5 + 1, T=run["T"] % 6 + 1, lengths=None)
-    x, s0, g_out, g_fin = _data(desc, other, seed, True)
+    x, s0, g_out, g_fin = _data(desc, other, seed, True, dtype)
     want, _ = _run(ref, x, s0, g_out, g_fin, None, scale)
     got, _ = _run(rec, x, s0, g_out, g_fin, None, scale)
     _compare(got, want, f"batch {other['B']}, T {other['T']} after batch {run['B']}, "
-                        f"T {run['T']}")
+                        f"T {run['T']}", tol)
 
 
 @given(desc=cells(), run=runs(), seed=SEEDS, scale=SCALES)
@@ -153,12 +160,22 @@ def test_random_cells_compiled_recurrence_matches_node_by_node(desc: RowDesc, ru
 
 
 @pytest.mark.skipif(not numba_available(), reason="numba is not installed")
-@given(desc=cells(max_ops=6), run=runs(), seed=SEEDS)
+@given(desc=cells(max_ops=6), run=runs(), seed=SEEDS,
+       dtype=st.sampled_from((np.float64, np.float32)))
 @settings(max_examples=max(1, N // 40))
-def test_random_cells_numba_kernels_match_node_by_node(desc: RowDesc, run: dict,
-                                                       seed: int) -> None:
-    """The same with the generated numba kernels (few examples: each cell compiles its own)."""
-    check_recurrence(desc, run, seed, 1.0, kernels="numba")
+def test_random_cells_numba_kernels_match_node_by_node(desc: RowDesc, run: dict, seed: int,
+                                                       dtype: Any) -> None:
+    """The same with the generated numba kernels, float64 and float32 (few examples: each cell
+    compiles its own kernels)."""
+    check_recurrence(desc, run, seed, 1.0, kernels="numba", dtype=dtype)
+
+
+@given(desc=cells(), run=runs(), seed=SEEDS)
+@settings(max_examples=max(1, N // 4))
+def test_random_cells_compiled_recurrence_matches_node_by_node_float32(
+        desc: RowDesc, run: dict, seed: int) -> None:
+    """The same in float32 (outputs stay float32), NumPy passes."""
+    check_recurrence(desc, run, seed, -2.0, dtype=np.float32)
 
 
 # ------------------------------------------------------------------------------------------------
