@@ -10,7 +10,8 @@ from numba.extending import overload
 
 from .accel import _P, _Q, TANH_CLAMP
 
-__all__ = ["step_forward", "step_backward"]
+__all__ = ["step_forward", "step_backward", "step_infer", "gru_step_forward", "gru_step_infer",
+           "gru_step_backward"]
 
 _JIT: Any = dict(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 
@@ -97,3 +98,118 @@ def step_backward(g, tc, c_prev, d_above, dh, dc, dg):
             do[j] = d_h * t * o * (one - o)
             da[j] = d_c * i * (one - a * a)
             cb[j] = d_c * f
+
+
+@numba.njit(**_JIT)
+def step_infer(g, r, bias, c_prev, c, h):
+    """One LSTM step for inference: :func:`step_forward` without the stores backward reads.
+
+    Args:
+        g: ``(B, 4H)`` input projection ``[input, forget, output, candidate]`` without biases
+            (read only: the activated gates are not kept).
+        r: ``(B, 4H)`` recurrent product (zeros at the first step).
+        bias: ``(4H,)`` both biases of each gate, summed.
+        c_prev: ``(B, H)`` previous cell state (zeros at the first step).
+        c, h: ``(B, H)`` outputs: the new cell state and ``h = o * tanh(c)``.
+    """
+    H = c.shape[1]
+    half = g.dtype.type(0.5)
+    bi, bf, bo, ba = bias[:H], bias[H:2 * H], bias[2 * H:3 * H], bias[3 * H:]
+    for b in range(g.shape[0]):
+        gi, gf, go, ga = g[b, :H], g[b, H:2 * H], g[b, 2 * H:3 * H], g[b, 3 * H:]
+        ri, rf, ro, ra = r[b, :H], r[b, H:2 * H], r[b, 2 * H:3 * H], r[b, 3 * H:]
+        cp, cb, hb = c_prev[b], c[b], h[b]
+        for j in range(H):
+            i = half * _tanh(half * (gi[j] + ri[j] + bi[j])) + half
+            f = half * _tanh(half * (gf[j] + rf[j] + bf[j])) + half
+            o = half * _tanh(half * (go[j] + ro[j] + bo[j])) + half
+            a = _tanh(ga[j] + ra[j] + ba[j])
+            ct = f * cp[j] + i * a
+            cb[j] = ct
+            hb[j] = o * _tanh(ct)
+
+
+# The GRU recipe (PyTorch's equations, gate rows [reset, update, new]):
+#   r, z = sigmoid(gi_rz + gh_rz + b_hh_rz),  n = tanh(gi_n + r * (gh_n + b_hh_n)),
+#   h' = n + z * (h - n)
+# with gi the hoisted input projection plus b_ih and gh = h @ W_hh.T (no bias).
+
+
+@numba.njit(**_JIT)
+def gru_step_forward(a, gh, b_hh, h_prev, ghn, h):
+    """One GRU step, in place (Lua's ``updateOutput`` of the GRU recipe's element-wise nodes).
+
+    Args:
+        a: ``(B, 3H)`` input projection plus ``b_ih``; overwritten by the activated gates
+            ``r, z, n`` (kept for backward).
+        gh: ``(B, 3H)`` recurrent product ``h_prev @ W_hh.T`` without bias (zeros at the first
+            step).
+        b_hh: ``(3H,)`` the recurrent biases.
+        h_prev: ``(B, H)`` previous state.
+        ghn: ``(B, H)`` output: ``gh_n + b_hh_n`` (what ``r`` multiplies; kept for backward).
+        h: ``(B, H)`` output: the new state.
+    """
+    H = h.shape[1]
+    half = a.dtype.type(0.5)
+    br, bz, bn = b_hh[:H], b_hh[H:2 * H], b_hh[2 * H:]
+    for b in range(a.shape[0]):
+        ar, az, an = a[b, :H], a[b, H:2 * H], a[b, 2 * H:]
+        hr, hz, hn = gh[b, :H], gh[b, H:2 * H], gh[b, 2 * H:]
+        hp, qb, hb = h_prev[b], ghn[b], h[b]
+        for j in range(H):
+            r = half * _tanh(half * (ar[j] + hr[j] + br[j])) + half
+            z = half * _tanh(half * (az[j] + hz[j] + bz[j])) + half
+            q = hn[j] + bn[j]
+            n = _tanh(an[j] + r * q)
+            ar[j], az[j], an[j], qb[j] = r, z, n, q
+            hb[j] = n + z * (hp[j] - n)
+
+
+@numba.njit(**_JIT)
+def gru_step_infer(a, gh, b_hh, h_prev, h):
+    """One GRU step for inference: :func:`gru_step_forward` without the stores backward reads
+    (``a`` is read only)."""
+    H = h.shape[1]
+    half = a.dtype.type(0.5)
+    br, bz, bn = b_hh[:H], b_hh[H:2 * H], b_hh[2 * H:]
+    for b in range(a.shape[0]):
+        ar, az, an = a[b, :H], a[b, H:2 * H], a[b, 2 * H:]
+        hr, hz, hn = gh[b, :H], gh[b, H:2 * H], gh[b, 2 * H:]
+        hp, hb = h_prev[b], h[b]
+        for j in range(H):
+            r = half * _tanh(half * (ar[j] + hr[j] + br[j])) + half
+            z = half * _tanh(half * (az[j] + hz[j] + bz[j])) + half
+            n = _tanh(an[j] + r * (hn[j] + bn[j]))
+            hb[j] = n + z * (hp[j] - n)
+
+
+@numba.njit(**_JIT)
+def gru_step_backward(a, ghn, h_prev, d_above, dh, dgi, dgh):
+    """Gradients of one GRU step's element-wise part (Lua's ``updateGradInput`` of those nodes).
+
+    Args:
+        a: ``(B, 3H)`` activated gates ``r, z, n`` of the step (from :func:`gru_step_forward`).
+        ghn: ``(B, H)`` ``gh_n + b_hh_n`` of the step.
+        h_prev: ``(B, H)`` the previous state.
+        d_above: ``(B, H)`` gradient reaching ``h`` from above (the layer's output).
+        dh: ``(B, H)`` gradient reaching ``h`` from the next step; overwritten by the part of
+            the gradient w.r.t. ``h_prev`` that does not go through ``W_hh`` (``dh * z``).
+        dgi: ``(B, 3H)`` output: gradients w.r.t. the input projection's rows (and ``b_ih``).
+        dgh: ``(B, 3H)`` output: gradients w.r.t. the recurrent product's rows (and ``b_hh``).
+    """
+    H = dh.shape[1]
+    one = a.dtype.type(1.0)
+    for b in range(a.shape[0]):
+        ar, az, an = a[b, :H], a[b, H:2 * H], a[b, 2 * H:]
+        ir, iz, i_n = dgi[b, :H], dgi[b, H:2 * H], dgi[b, 2 * H:]
+        hr, hz, hn = dgh[b, :H], dgh[b, H:2 * H], dgh[b, 2 * H:]
+        qb, hp, ab, db = ghn[b], h_prev[b], d_above[b], dh[b]
+        for j in range(H):
+            r, z, n = ar[j], az[j], an[j]
+            d = db[j] + ab[j]
+            dn = d * (one - z) * (one - n * n)
+            dz = d * (hp[j] - n) * z * (one - z)
+            dr = dn * qb[j] * r * (one - r)
+            ir[j], iz[j], i_n[j] = dr, dz, dn
+            hr[j], hz[j], hn[j] = dr, dz, dn * r
+            db[j] = d * z

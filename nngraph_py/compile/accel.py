@@ -1,12 +1,17 @@
-"""Optional numba kernels for :class:`nngraph_py.compile.recipes.FusedLSTM`: one pass per time step.
+"""Optional numba kernels for the recipe executors of :mod:`nngraph_py.compile.recipes`: one
+pass per time step.
 
-The NumPy path of the optimizer spends about ten array passes per step on the element-wise part
-of the recipe (three sigmoids, two tanhs, the products and sums of the cell; and in backward the
-derivatives). The kernels here do all of a step's element-wise work in one loop over the batch
-and hidden units, reading each operand once, with the recurrent product already computed by BLAS.
+The NumPy path of the recipe executors spends about ten array passes per step on the
+element-wise part of a cell (the sigmoids and tanhs of the gates, the products and sums; and in
+backward the derivatives). The kernels here do all of a step's element-wise work in one loop over
+the batch and hidden units, reading each operand once, with the recurrent product already
+computed by BLAS: for the LSTM recipe ``step_forward`` / ``step_backward`` (training) and
+``step_infer`` (inference: nothing stored for backward, the biases added in the loop); for the
+GRU recipe ``gru_step_forward`` / ``gru_step_backward`` and ``gru_step_infer``.
 
-They are chosen by the optimizer when numba is installed (``pip install 'nngraph_py[accel]'``)
-and the arrays are float32 NumPy arrays; everything works and is tested without numba.
+They are chosen by the executors when numba is installed (``pip install 'nngraph_py[accel]'``)
+and the arrays are float32 NumPy arrays (and float64 ones with ``kernels="numba"``: the exact
+``math.tanh``, used by the gradient checks); everything works and is tested without numba.
 ``NNGRAPH_PY_NUMBA=0`` in the environment switches them off. numba itself is imported (and the
 kernels compiled, or loaded from numba's cache) only on first use, by :func:`kernels`: importing
 ``lstm`` costs nothing extra.
@@ -45,13 +50,14 @@ def available() -> bool:
 
 
 def kernels() -> ModuleType:
-    """The compiled kernels (``step_forward``, ``step_backward``), importing numba on first use.
+    """The compiled kernels (``step_forward``, ``step_backward``, ``step_infer`` and the
+    ``gru_step_*`` ones), importing numba on first use.
 
     Raises:
         RuntimeError: numba is not installed or is switched off.
     """
     if not available():
-        raise RuntimeError("the compiled LSTM kernels need numba: pip install 'nngraph_py[accel]' "
+        raise RuntimeError("the compiled recipe kernels need numba: pip install 'nngraph_py[accel]' "
                            "(and NNGRAPH_PY_NUMBA not set to 0)")
     return importlib.import_module("nngraph_py.compile._numba_kernels")
 
