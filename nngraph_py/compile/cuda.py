@@ -144,8 +144,10 @@ def _printer(ctype: str) -> Callable[[str], str]:
     def c(expr: str) -> str:
         expr = _expand(expr, "TANH", lambda a: f"tanh{f}({a[0]})")
         expr = _expand(expr, "EXP", lambda a: f"exp{f}({a[0]})")
-        expr = _expand(expr, "MAX0", lambda a: f"(({a[0]}) > {zero} ? ({a[0]}) : ({a[0]}) * {zero})")
-        return _expand(expr, "POS", lambda a: f"(({a[0]}) > {zero} ? ({a[1]}) : ({a[1]}) * {zero})")
+        expr = _expand(expr, "MAX0",
+                       lambda a: f"(({a[0]}) > {zero} ? ({a[0]}) : ({a[0]}) * {zero})")
+        return _expand(expr, "POS",
+                       lambda a: f"(({a[0]}) > {zero} ? ({a[1]}) : ({a[1]}) * {zero})")
 
     return c
 
@@ -295,6 +297,7 @@ class CudaRegionKernels:
         """Compute the stored members into ``vals`` (one array per member, the region's shape)."""
         if self._fwd is None:
             self.build()
+        assert self._fwd is not None
         src = self.source
         self._fwd(*[self._arg(j, ext[j]) for j in src.fwd_ext],
                   *[vals[k] for k in src.fwd_stored])

@@ -197,10 +197,10 @@ class Region:
         self.ext_cols = [None if isinstance(q, tuple) else cols.get(q) for q in self.ext]
         #: External inputs that are CMul weight vectors: ext position -> the CMul's plan index.
         self.params = {j: q[1] for j, q in enumerate(self.ext) if isinstance(q, tuple)}
-        # External inputs (plan indices, among those with columns) whose gradient backward writes
-        # straight into the caller's wide gradient array (``dest``), at the same columns.
-        self.direct = [j for j, q in enumerate(self.ext) if self.ext_cols[j] is not None
-                       and q in set(direct)]
+        # External inputs (plan indices) whose gradient backward writes straight into an array
+        # the caller gives (``dest``; the wide array, at the same columns, for those with
+        # columns).
+        self.direct = [j for j, q in enumerate(self.ext) if q in set(direct)]
         self.exposed = [self.nodes.index(i) for i in exposed]
         self.xp, self.shape, self.dtype = xp, tuple(shape), numpy.dtype(dtype)
         n = len(self.nodes)
@@ -222,7 +222,7 @@ class Region:
             self._fwd, self._bwd = self._cuda.forward, self._cuda.backward
         elif self.kernels == "numba":
             self.source = self._numba_source(keep)
-            self._fwd, self._bwd = _numba_compile(self.source)
+            self._fwd = self._bwd = None  # compiled on first use (seconds the first time)
             self._gext = [xp.empty(shape, dtype=dtype) for _ in self.ext] if keep else None
         else:
             self.source = self._numpy_source()
@@ -235,10 +235,18 @@ class Region:
             self._tmp = xp.empty(shape, dtype=dtype)
 
     # ------------------------------------------------------------------------------------------
+    def compiled(self) -> tuple[Any, Any]:
+        """The generated ``(forward, backward)`` functions, compiled now if not yet."""
+        if self._fwd is None:
+            self._fwd, self._bwd = _numba_compile(self.source)
+        return self._fwd, self._bwd
+
     def forward(self, ext: Sequence[Any], vals: Sequence[Any]) -> None:
         """Compute every member into ``vals`` (arrays of the region's shape, one per member)."""
         if self.kernels == "cuda":
             return self._cuda.forward(ext, vals)
+        if self._fwd is None:
+            self.compiled()
         if self.kernels == "numba":
             self._fwd(tuple(ext), tuple(vals))
         else:
@@ -255,6 +263,8 @@ class Region:
             return self._cuda.backward(ext, vals, g_exposed, dest)
         if self._gext is None:
             raise GraphError("this region was planned for inference: it has no gradient buffers")
+        if self._bwd is None:
+            self.compiled()
         ge = self._gext
         if self.direct:
             assert dest is not None, "a region with direct gradients needs dest"
@@ -264,15 +274,19 @@ class Region:
         if self.kernels == "numba":
             self._bwd(tuple(ext), tuple(vals), tuple(g_exposed), tuple(ge))
             if self.direct:
-                for j in self.direct:
-                    off, width = self.ext_cols[j]
-                    ge[j] = dest[j][:, off:off + width]
+                ge = self._dest_views(ge)
             return ge
         if self.direct:
-            for j in self.direct:
-                off, width = self.ext_cols[j]
-                ge[j] = dest[j][:, off:off + width]
+            ge = self._dest_views(ge)
         return self._bwd(ext, vals, g_exposed, self._gv, ge, self._tmp)
+
+    def _dest_views(self, ge: list[Any]) -> list[Any]:
+        """``ge`` with each direct input's wide destination narrowed to its columns."""
+        for j in self.direct:
+            c = self.ext_cols[j]
+            if c is not None:
+                ge[j] = ge[j][:, c[0]:c[0] + c[1]]
+        return ge
 
     # ------------------------------------------------------------------------------------------
     # NumPy passes
@@ -480,8 +494,8 @@ class Region:
                  *("        " + x for x in [row_e(j) for j in sorted(need_e)]
                    + [f"rv{k} = V[{k}][r]" for k in sorted(need_v)]
                    + [f"gx{p} = GX[{p}][r]" for p in range(len(self.exposed))]
-                   + [f"rg{j} = GE[{j}][r]" if j not in self.direct else
-                      f"rg{j} = GE[{j}][r, {self.ext_cols[j][0]}:"
+                   + [f"rg{j} = GE[{j}][r]" if j not in self.direct or self.ext_cols[j] is None
+                      else f"rg{j} = GE[{j}][r, {self.ext_cols[j][0]}:"
                       f"{self.ext_cols[j][0] + self.ext_cols[j][1]}]" for j in range(ne)]),
                  "        for s in range(V[0].shape[1]):",
                  *(ind + x for x in [f"e{j} = re{j}[s]" for j in sorted(need_e)]

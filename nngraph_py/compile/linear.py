@@ -52,6 +52,24 @@ class LinearGroup:
                                 for m in self.linears])
             self.b = b if b.dtype == dtype else b.astype(dtype)
 
+    def planned(self, xp: Any, dtype: Any) -> None:
+        """Planned joined weight and bias buffers for :meth:`gather_into` (static arrays that
+        precomputed step calls can bind)."""
+        self.w = xp.empty((self.total, self.in_features), dtype=dtype)
+        self.wt = self.w.T
+        self.b = xp.empty(self.total, dtype=dtype) if any(m.has_bias for m in self.linears) \
+            else None
+
+    def gather_into(self) -> None:
+        """Copy the members' current weights and biases into the planned buffers."""
+        for m, off, size in zip(self.linears, self.offsets, self.sizes):
+            self.w[off:off + size] = m.weight
+            if self.b is not None:
+                if m.has_bias:
+                    self.b[off:off + size] = m.bias
+                else:
+                    self.b[off:off + size] = 0
+
     def forward(self, xp: Any, x: Any, out: Any) -> list[Any]:
         """``out = x @ W^T + b`` (``out`` a planned ``(rows, total)`` buffer); the members'
         column views."""

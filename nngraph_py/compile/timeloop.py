@@ -43,6 +43,7 @@ from ..nn.transfer import _Pointwise
 from .elementwise import Region, is_cmul, is_elementwise
 from .linear import LinearGroup
 from .schedule import consumers_of, form_regions, order_entries
+from . import steploop
 from .sequence import CellSignature, CompileError
 
 __all__ = ["CompiledSequence", "is_rowwise"]
@@ -209,7 +210,9 @@ class CompiledSequence:
                         "linear_groups": [list(g.members) for g in p.groups],
                         "regions": [list(r.nodes) for r in p.regions],
                         "region_kernels": [r.kernels for r in p.regions],
-                        "per_step_modules": list(p.opaque)})
+                        "per_step_modules": list(p.opaque),
+                        "static_loop": p.steploop is not None,
+                        "static_loop_refused": p.steploop_refused})
         return out
 
     # ------------------------------------------------------------------------------------------
@@ -222,6 +225,9 @@ class CompiledSequence:
             cell.update_output(self.sig.cell_input(x[0], state0))
             vals = list(cell._vals)
             plan = self._plans[key] = _Plan(self, x, vals, keep)
+            loop = steploop.build(plan, cell, self.sig, x)
+            plan.steploop = loop if isinstance(loop, steploop.StepLoop) else None
+            plan.steploop_refused = loop if isinstance(loop, str) else None
         return plan
 
     def forward(self, x: Array, state0: Sequence[Array | None], mask: Array | None = None,
@@ -233,6 +239,11 @@ class CompiledSequence:
         s0 = [xp.zeros((B, size), dtype=x.dtype) if s is None else s
               for s, size in zip(state0, sig.state_sizes)]
         p = self._plan_for(x, s0, keep)
+        if p.steploop is not None and mask is None:
+            p.steploop.forward(x, s0, cell)
+            o = sig.output_state
+            self._run = {"plan": p, "loop": p.steploop} if keep else None
+            return p.S[o][1:].copy(), [S[T].copy() for S in p.S]
         for k, s in enumerate(s0):
             p.S[k][0] = s
         for g in p.groups:
@@ -309,6 +320,10 @@ class CompiledSequence:
                              f"nothing for it (evaluate mode or keep=False); call training() and "
                              f"forward again")
         p: _Plan = run["plan"]
+        if "loop" in run:
+            gx, g0 = run["loop"].backward(grad_out, list(grad_final))
+            run["gh"] = True
+            return gx, g0
         x, mask = run["x"], run["mask"]
         xp = p.xp
         T, B = p.T, p.B
@@ -433,6 +448,9 @@ class CompiledSequence:
         if run is None or "gh" not in run:
             raise GraphError(f"{self.cell.describe()}: acc_grad_parameters before backward")
         p: _Plan = run["plan"]
+        if "loop" in run:
+            run["loop"].acc_grad_parameters(self.cell, scale)
+            return
         xp, T, B = p.xp, p.T, p.B
         steps = self.cell._plan
         big, flat_x = run["big"], run["flat_x"]
