@@ -45,7 +45,8 @@ def c_function(src: KernelSource) -> str:
              "    long r_ = i / cols, c_ = i % cols;"]
     for q, (t, name) in enumerate(ins):
         ct = _CT[t]
-        lines.append(f"    const {ct} {name} = ((const {ct} *)P[{q}])[r_ * RS[{q}] + c_ * CS[{q}]];")
+        lines.append(f"    const {ct} {name} = "
+                     f"((const {ct} *)P[{q}])[r_ * RS[{q}] + c_ * CS[{q}]];")
     for q, (t, name) in enumerate(outs, len(ins)):
         ct = _CT[t]
         lines.append(f"    {ct} *p_{name} = ({ct} *)P[{q}] + r_ * RS[{q}] + c_ * CS[{q}];")
@@ -383,3 +384,18 @@ def test_cuda_source_forward_of_every_member():
     assert isinstance(ks, tuple) and len(ks) == 4
     assert ks.out_params == "float64 v0, float64 v1"
     assert ks.operation.splitlines()[-2:] == ["v0 = m0;", "v1 = m1;"]
+
+
+def test_device_check_script_runs_on_the_host(capsys):
+    """``python -m nngraph_py.compile.cuda_check``: without a GPU it says so and exits 0; its
+    checks themselves run on the host with ``--cpu-selftest`` (so the script works before a
+    device is lent)."""
+    from nngraph_py import backend
+    from nngraph_py.compile import cuda_check
+
+    if not backend.cuda_available():
+        assert cuda_check.main([]) == 0
+        assert "skipped, no GPU" in capsys.readouterr().out
+    assert cuda_check.main(["--cpu-selftest"]) == 0
+    out = capsys.readouterr().out
+    assert "18/18 checks passed" in out and "FAIL" not in out
