@@ -219,7 +219,9 @@ class Region:
             self.kernels = "cuda"
             self._cuda = _cuda().CudaRegionKernels(self, keep)
             self.source = self._cuda.text()
-            self._fwd, self._bwd = self._cuda.forward, self._cuda.backward
+            # Callable as the NumPy passes are (``_fwd(ext, vals, tmp)``: the static step loop).
+            self._fwd = lambda e, v, t=None: self._cuda.forward(e, v)
+            self._bwd, self._tmp = self._cuda.backward, None
         elif self.kernels == "numba":
             self.source = self._numba_source(keep)
             self._fwd = self._bwd = None  # compiled on first use (seconds the first time)

@@ -309,43 +309,51 @@ def test_random_regions_match_numpy_passes(dtype, harness):
 
 
 @needs_cc
-def test_compiled_sequence_with_generated_kernels(harness):
-    """The whole time loop, its regions run by the generated kernels (via C): the same outputs and
-    gradients as the NumPy passes (the caller's contract: ext, vals, g_exposed, dest)."""
+@pytest.mark.parametrize("masked", [False, True])
+def test_compiled_sequence_with_generated_kernels(harness, monkeypatch, masked):
+    """``CompiledSequence(kernels="cuda")`` end to end, its regions run by the generated kernels
+    (compiled as C: ``cuda.applies`` is made to accept NumPy arrays and the kernel builder is
+    the harness): the same outputs and gradients as the NumPy passes, through the static step
+    loop (no mask) and the general time loop (a mask)."""
     from lstm.model import lengths_mask
+    from nngraph_py.compile import cuda
 
-    for name in ("gru", "peephole"):
-        regions, ex, x = cell_regions(name, np.float64)
-        sig = CELLS[name][1]
+    monkeypatch.setattr(cuda, "applies", lambda xp, dtype: np.dtype(dtype) in (np.float32,
+                                                                              np.float64))
+    monkeypatch.setattr(cuda, "_cupy_kernel", harness)
+    for name in sorted(CELLS):
+        make, sig = CELLS[name]
+        cell = make()
+        cell.double()
         rng = np.random.default_rng(3)
+        T = 4
+        x = rng.standard_normal((T, B, F))
         s0 = [rng.standard_normal((B, s)) for s in sig.state_sizes]
-        gout = rng.standard_normal((x.shape[0], B, H))
+        gout = rng.standard_normal((T, B, H))
         gfin = [rng.standard_normal((B, s)) for s in sig.state_sizes]
-        mask = lengths_mask(np.array([3, 1, 2, 3, 2]), B, x.shape[0], "cpu", "test")
+        mask = lengths_mask(np.array([4, 1, 2, 4, 3]), B, T, "cpu", "test") if masked else None
 
-        def run():
+        def run(ex):
             out, fin = ex.forward(x, s0, mask)
             out, fin = out.copy(), [f.copy() for f in fin]
             gx, g0 = ex.backward(gout, gfin)
-            ex.cell.zero_grad_parameters()
+            cell.zero_grad_parameters()
             ex.acc_grad_parameters(1.0)
             return [out, *fin, gx.copy(), *[g.copy() for g in g0],
-                    *[g.copy() for g in ex.cell.parameters()[1]]]
+                    *[g.copy() for g in cell.parameters()[1]]]
 
-        ref = run()
-        for r in regions:
-            r._kernels_numpy = r.kernels
-            r.kernels, r._cuda = "cuda", CudaRegionKernels(r, keep=True, compile_kernel=harness)
-        try:
-            before = harness.calls
-            got = run()
-            # One forward per step and region, one backward per step and region.
-            assert harness.calls - before == 2 * x.shape[0] * len(regions)
-        finally:
-            for r in regions:
-                r.kernels = r._kernels_numpy
-        for a, b in zip(got, ref):
-            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+        ref = run(CompiledSequence(cell, sig, kernels="numpy"))
+        ex = CompiledSequence(cell, sig, kernels="cuda")
+        before = harness.calls
+        for _ in range(2):  # the second call reuses the plan and its buffers
+            got = run(ex)
+            for a, b in zip(got, ref):
+                np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12, err_msg=name)
+        (info,) = ex.plan_info()
+        assert set(info["region_kernels"]) == {"cuda"}, info
+        if "static_loop" in info:
+            assert info["static_loop"] is True  # (used only without a mask)
+        assert harness.calls - before >= 2 * 2 * T  # a forward and a backward per step
 
 
 def test_source_typed_by_dtype():
