@@ -14,6 +14,9 @@ with ``_`` are CuPy's own and never used):
   exposed members' gradients ``gx<p>``; outputs ``ge<j>``, the gradient of every external input,
   the sum of its contributions.
 
+Locals: ``m<k>`` (a member's value, forward) and ``g<k>`` (a member's gradient, backward); only
+the members the stored ones depend on are computed.
+
 An external input that is the columns ``[off, off + width)`` of a wider array (a Linear group's
 product) is passed as that column view, and a ``CMul`` weight vector ``(H,)`` as is: CuPy indexes
 strided views and broadcasts the vector over the rows. The gradient of a weight vector is

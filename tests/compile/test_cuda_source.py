@@ -407,3 +407,53 @@ def test_device_check_script_runs_on_the_host(capsys):
     assert cuda_check.main(["--cpu-selftest"]) == 0
     out = capsys.readouterr().out
     assert "18/18 checks passed" in out and "FAIL" not in out
+
+
+def _nvrtc():
+    """CuPy's NVRTC bindings, where CuPy and the NVRTC library are installed (no GPU needed)."""
+    try:
+        from cupy_backends.cuda.libs import nvrtc  # type: ignore
+
+        nvrtc.compileProgram(nvrtc.createProgram(
+            'extern "C" __global__ void k(float *y) { y[0] = tanhf(y[0]); }', "k.cu", [], []),
+            ["-arch=compute_75"])
+        return nvrtc
+    except Exception as exc:  # noqa: BLE001 - any failure means: not here
+        pytest.skip(f"NVRTC not available ({type(exc).__name__}: {str(exc)[:80]})")
+
+
+def nvrtc_wrapper(ks: KernelSource) -> str:
+    """A CUDA kernel binding the parameter names as CuPy does (inputs as values, outputs as
+    references) around the generated operation (contiguous arrays: the body is what is
+    checked)."""
+    ins, outs = _params(ks.in_params), _params(ks.out_params)
+    args = [f"const {_CT[t]} *p_{n}" for t, n in ins] + [f"{_CT[t]} *p_{n}" for t, n in outs]
+    bind = [f"const {_CT[t]} {n} = p_{n}[k_];" for t, n in ins] + \
+        [f"{_CT[t]} &{n} = p_{n}[k_];" for t, n in outs]
+    return (f'extern "C" __global__ void {ks.name}({", ".join(args)}, long size_) {{\n'
+            "  long k_ = blockIdx.x * (long)blockDim.x + threadIdx.x;\n  if (k_ < size_) {\n"
+            + "\n".join(bind) + "\n{\n" + ks.operation + "\n}\n  }\n}\n")
+
+
+def test_operation_bodies_compile_with_nvrtc():
+    """Where CuPy and NVRTC are installed (a GPU is not needed), every generated body compiles as
+    CUDA C++ for the device, warning-free."""
+    nvrtc = _nvrtc()
+    kernels = {}
+    for dtype in (np.float32, np.float64):
+        regions = [r for name in sorted(CELLS) for r in cell_regions(name, dtype)[0]]
+        rng = np.random.default_rng(11)
+        regions += [random_region(rng, dtype, int(rng.integers(1, 5)), int(rng.integers(2, 10)))
+                    for _ in range(8)]
+        for r in regions:
+            for keep in (True, False):
+                src = region_source(r.ops, len(r.ext), r.exposed, r.dtype, keep=keep)
+                for ks in (src.forward, src.backward):
+                    if ks is not None:
+                        kernels[ks.name] = nvrtc_wrapper(ks)
+    prog = nvrtc.createProgram("\n".join(kernels.values()), "regions.cu", [], [])
+    try:
+        nvrtc.compileProgram(prog, ["-arch=compute_75", "--std=c++14"])
+    except Exception:  # noqa: BLE001
+        pytest.fail(nvrtc.getProgramLog(prog)[:4000])
+    assert nvrtc.getProgramLog(prog).strip() == "", nvrtc.getProgramLog(prog)
