@@ -149,6 +149,18 @@ def check_recurrence(desc: RowDesc, run: dict, seed: int, scale: float,
     got, _ = _run(rec, x, s0, g_out, g_fin, None, scale)
     _compare(got, want, f"batch {other['B']}, T {other['T']} after batch {run['B']}, "
                         f"T {run['T']}", tol)
+    # Evaluation mode: the same forward (inference plan), backward refused.
+    rec.evaluate()
+    ref.evaluate()
+    x, s0, g_out, g_fin = _data(desc, run, seed, False, dtype)
+    inp = [x] + list(s0)
+    out, fin = rec.forward(inp, lengths=run["lengths"])
+    r_out, r_fin = ref.forward(inp, lengths=run["lengths"])
+    assert_tree_close(host([out] + list(fin)), host([r_out] + list(r_fin)),
+                      "evaluate mode: outputs and final states", **tol)
+    assert rec.executors[0].kind == "compiled"
+    with pytest.raises(GraphError):
+        rec.backward(inp, [g_out] + list(g_fin))
 
 
 @given(desc=cells(), run=runs(), seed=SEEDS, scale=SCALES)
