@@ -5,13 +5,14 @@ import math
 from typing import Any
 
 import numba
+import numpy
 from numba import types
 from numba.extending import overload
 
 from .accel import _P, _Q, TANH_CLAMP
 
 __all__ = ["step_forward", "step_backward", "step_infer", "gru_step_forward", "gru_step_infer",
-           "gru_step_backward"]
+           "gru_step_backward", "tanh_infer"]
 
 _JIT: Any = dict(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 
@@ -34,6 +35,43 @@ def _tanh_impl(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return lambda x: numba.float32(_tanh_rational(numba.float64(x)))
     return lambda x: math.tanh(x)
+
+
+# The inference kernels evaluate the same rational function in float32 arithmetic (coefficients
+# rounded to float32): eight lanes per AVX2 instruction instead of four, half the time of the
+# float64 evaluation (MNIST shape: 50 vs 110 us per LSTM step), at most 6 units in the last place
+# of float32 instead of 0.52 (tests/lstm/test_lstm_recipe_inference.py measures it). Training
+# keeps the float64 evaluation: the gradients see the accurate tanh.
+_P32 = tuple(numpy.float32(v) for v in _P)
+_Q32 = tuple(numpy.float32(v) for v in _Q)
+_CLAMP32 = numpy.float32(TANH_CLAMP)
+
+
+@numba.njit(inline="always", **_JIT)
+def _tanh_rational32(x):
+    x = min(max(x, -_CLAMP32), _CLAMP32)
+    s = x * x
+    p = ((((_P32[5] * s + _P32[4]) * s + _P32[3]) * s + _P32[2]) * s + _P32[1]) * s + _P32[0]
+    q = (((_Q32[4] * s + _Q32[3]) * s + _Q32[2]) * s + _Q32[1]) * s + _Q32[0]
+    return x * p / q
+
+
+def _tanh_fast(x):  # the typed dispatch below picks the implementation
+    raise NotImplementedError
+
+
+@overload(_tanh_fast, inline="always", jit_options=_JIT)
+def _tanh_fast_impl(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: _tanh_rational32(x)
+    return lambda x: math.tanh(x)
+
+
+@numba.njit(**_JIT)
+def tanh_infer(x, out):
+    """``out[j] = tanh(x[j])`` as the inference kernels compute it (1-D arrays; for tests)."""
+    for j in range(x.shape[0]):
+        out[j] = _tanh_fast(x[j])
 
 
 # The kernels loop over rows and take one 1-D view per operand and gate: with 2-D indexing
@@ -102,7 +140,8 @@ def step_backward(g, tc, c_prev, d_above, dh, dc, dg):
 
 @numba.njit(**_JIT)
 def step_infer(g, r, bias, c_prev, c, h):
-    """One LSTM step for inference: :func:`step_forward` without the stores backward reads.
+    """One LSTM step for inference: :func:`step_forward` without the stores backward reads
+    (float32: the float32 evaluation of the rational tanh, see above).
 
     Args:
         g: ``(B, 4H)`` input projection ``[input, forget, output, candidate]`` without biases
@@ -120,13 +159,13 @@ def step_infer(g, r, bias, c_prev, c, h):
         ri, rf, ro, ra = r[b, :H], r[b, H:2 * H], r[b, 2 * H:3 * H], r[b, 3 * H:]
         cp, cb, hb = c_prev[b], c[b], h[b]
         for j in range(H):
-            i = half * _tanh(half * (gi[j] + ri[j] + bi[j])) + half
-            f = half * _tanh(half * (gf[j] + rf[j] + bf[j])) + half
-            o = half * _tanh(half * (go[j] + ro[j] + bo[j])) + half
-            a = _tanh(ga[j] + ra[j] + ba[j])
+            i = half * _tanh_fast(half * (gi[j] + ri[j] + bi[j])) + half
+            f = half * _tanh_fast(half * (gf[j] + rf[j] + bf[j])) + half
+            o = half * _tanh_fast(half * (go[j] + ro[j] + bo[j])) + half
+            a = _tanh_fast(ga[j] + ra[j] + ba[j])
             ct = f * cp[j] + i * a
             cb[j] = ct
-            hb[j] = o * _tanh(ct)
+            hb[j] = o * _tanh_fast(ct)
 
 
 # The GRU recipe (PyTorch's equations, gate rows [reset, update, new]):
@@ -168,7 +207,7 @@ def gru_step_forward(a, gh, b_hh, h_prev, ghn, h):
 @numba.njit(**_JIT)
 def gru_step_infer(a, gh, b_hh, h_prev, h):
     """One GRU step for inference: :func:`gru_step_forward` without the stores backward reads
-    (``a`` is read only)."""
+    (``a`` is read only; float32: the float32 evaluation of the rational tanh, see above)."""
     H = h.shape[1]
     half = a.dtype.type(0.5)
     br, bz, bn = b_hh[:H], b_hh[H:2 * H], b_hh[2 * H:]
@@ -177,9 +216,9 @@ def gru_step_infer(a, gh, b_hh, h_prev, h):
         hr, hz, hn = gh[b, :H], gh[b, H:2 * H], gh[b, 2 * H:]
         hp, hb = h_prev[b], h[b]
         for j in range(H):
-            r = half * _tanh(half * (ar[j] + hr[j] + br[j])) + half
-            z = half * _tanh(half * (az[j] + hz[j] + bz[j])) + half
-            n = _tanh(an[j] + r * (hn[j] + bn[j]))
+            r = half * _tanh_fast(half * (ar[j] + hr[j] + br[j])) + half
+            z = half * _tanh_fast(half * (az[j] + hz[j] + bz[j])) + half
+            n = _tanh_fast(an[j] + r * (hn[j] + bn[j]))
             hb[j] = n + z * (hp[j] - n)
 
 

@@ -292,8 +292,9 @@ class FusedLSTMLayer(_KeptState):
         self._x = self._h0 = self._c0 = self._mask = None
         self._kept, self._backward_done = None, False
 
-    def gather(self, xp: Any, dtype: Any) -> None:
-        """Copy the eight Linears' weights into the fused arrays (once per call)."""
+    def gather(self, xp: Any, dtype: Any, keep: bool = True) -> None:
+        """Copy the eight Linears' weights into the fused arrays (once per call; without
+        ``keep`` only what a forward reads, not the untransposed copies backward reads)."""
         H, cell = self.cell.hidden_size, self.cell
         if self.w_ih is None or backend.get_array_module(self.w_ih) is not xp or self.w_ih.dtype != dtype:
             self.w_ih = xp.empty((4 * H, cell.input_size), dtype=dtype)
@@ -309,9 +310,10 @@ class FusedLSTMLayer(_KeptState):
             self.buffers.clear()
         for k in range(4):
             rows = slice(k * H, (k + 1) * H)
-            self.w_ih[rows] = cell.i2h[k].weight
+            if keep:
+                self.w_ih[rows] = cell.i2h[k].weight
+                self.w_hh[rows] = cell.h2h[k].weight
             self.w_ih_t[:, rows] = cell.i2h[k].weight.T
-            self.w_hh[rows] = cell.h2h[k].weight
             self.w_hh_t[:, rows] = cell.h2h[k].weight.T
             b = self.bias[rows]
             b[...] = 0
@@ -376,7 +378,7 @@ class FusedLSTMLayer(_KeptState):
         self._kept = keep
         fused = self._fused_steps = self.uses_kernels(x)
         kern = _accel.kernels() if fused else None
-        self.gather(xp, dtype)
+        self.gather(xp, dtype, keep or B < FEATURE_MAJOR_BELOW)  # feature-major reads w_hh
         bufs = self.buf(xp, T, B, int(x.shape[2]), dtype, keep)
         if keep:
             self._x, self._h0, self._c0, self._mask = x, h0, c0, mask
@@ -657,8 +659,9 @@ class FusedGRULayer(_KeptState):
         self._x = self._h0 = self._mask = None
         self._kept, self._backward_done = None, False
 
-    def gather(self, xp: Any, dtype: Any) -> None:
-        """Copy the six Linears' weights into the stacked arrays (once per call)."""
+    def gather(self, xp: Any, dtype: Any, keep: bool = True) -> None:
+        """Copy the six Linears' weights into the stacked arrays (once per call; without
+        ``keep`` only what a forward reads)."""
         H, cell = self.cell.hidden_size, self.cell
         if self.w_ih is None or backend.get_array_module(self.w_ih) is not xp or self.w_ih.dtype != dtype:
             self.w_ih = xp.empty((3 * H, cell.input_size), dtype=dtype)
@@ -672,9 +675,10 @@ class FusedGRULayer(_KeptState):
         for k in range(3):
             rows = slice(k * H, (k + 1) * H)
             i2h, h2h = cell.i2h[k], cell.h2h[k]
-            self.w_ih[rows] = i2h.weight
+            if keep:
+                self.w_ih[rows] = i2h.weight
+                self.w_hh[rows] = h2h.weight
             self.w_ih_t[:, rows] = i2h.weight.T
-            self.w_hh[rows] = h2h.weight
             self.w_hh_t[:, rows] = h2h.weight.T
             self.b_ih[rows] = i2h.bias if i2h.has_bias else 0
             self.b_hh[rows] = h2h.bias if h2h.has_bias else 0
@@ -727,7 +731,7 @@ class FusedGRULayer(_KeptState):
             self._x, self._h0, self._mask = x, h0, mask
         else:
             self._x = self._h0 = self._mask = None
-        self.gather(xp, x.dtype)
+        self.gather(xp, x.dtype, keep)
         bufs = self.buf(xp, T, B, int(x.shape[2]), x.dtype, keep)
         gates, h, gh, tmp = bufs["gates"], bufs["h"], bufs["gh"], bufs["tmp"]
         ghn = bufs["ghn"] if keep else None

@@ -60,9 +60,9 @@ def test_keep_false_gives_the_outputs_of_keep_true(rng, monkeypatch, kind, kerne
     ex = make_executor(kind, kernels, dtype)
     x, state, mask = inputs(rng, kind, dtype, with_state, lengths)
     assert ex.uses_kernels(x) == (kernels == "numba")
+    first = copy_result(ex.forward(x, state, mask, keep=False))  # on a fresh executor
     kept = copy_result(ex.forward(x, state, mask, keep=True))
-    for _ in range(2):  # the second call runs on the planned buffers
-        got = copy_result(ex.forward(x, state, mask, keep=False))
+    for got in (first, copy_result(ex.forward(x, state, mask, keep=False))):  # planned buffers
         tol = dict(rtol=2e-6, atol=2e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
         for a, b in zip(got, kept):
             numpy.testing.assert_allclose(a, b, **tol)
@@ -146,6 +146,25 @@ def test_invalidate_rebinds_to_new_weights_device_and_dtype(rng, kind, kernels):
             lin.to("cpu", "float64")
 
 
+@pytest.mark.parametrize("feature_major", [True, False])
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_in_place_weight_updates_reach_the_next_forward(rng, monkeypatch, kind, feature_major):
+    """An optimizer step writes into the weights: the next forward (either keep) reads them."""
+    monkeypatch.setattr(recipes, "FEATURE_MAJOR_BELOW", 10**9 if feature_major else 0)
+    ex, ref = (make_executor(kind, "auto", "float64") for _ in range(2))
+    x, state, mask = inputs(rng, kind, "float64", True, False)
+    for keep in (True, False, True):
+        for mine, theirs in zip(ex.cell.i2h + ex.cell.h2h, ref.cell.i2h + ref.cell.h2h):
+            mine.weight *= 0.9
+            theirs.weight[...] = mine.weight
+            if mine.has_bias:
+                theirs.bias[...] = mine.bias
+        got = copy_result(ex.forward(x, state, mask, keep=keep))
+        want = copy_result(ref.forward(x, state, mask, keep=True))
+        for a, b in zip(got, want):
+            numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("cls", [lstm.LSTM, lstm.GRU])
 def test_evaluate_mode_through_the_layer_equals_training_mode(rng, cls):
     x = rng.standard_normal((3, T, I)).astype("float32")
@@ -191,7 +210,7 @@ def test_gru_step_kernels_equal_the_array_passes(rng, first_step):
     numpy.testing.assert_allclose(ghn, q, rtol=1e-6, atol=1e-6)
     h_inf, a_inf = numpy.empty((B, H), f32), a0.copy()
     k.gru_step_infer(a_inf, gh, b_hh, h_prev, h_inf)
-    numpy.testing.assert_array_equal(h_inf, h)
+    numpy.testing.assert_allclose(h_inf, want_h, rtol=1e-5, atol=1e-6)
     numpy.testing.assert_array_equal(a_inf, a0)  # read only
 
     d_above, dh0 = (rng.standard_normal((B, H)).astype(f32) for _ in range(2))
@@ -205,6 +224,29 @@ def test_gru_step_kernels_equal_the_array_passes(rng, first_step):
     numpy.testing.assert_allclose(dgh, numpy.concatenate([dr, dz, dn * r], axis=1), rtol=1e-4,
                                   atol=1e-5)
     numpy.testing.assert_allclose(dh, d * z, rtol=1e-5, atol=1e-6)
+
+
+@needs_numba
+def test_the_inference_tanh_is_within_six_float32_ulps():
+    """The inference kernels' float32 evaluation of the rational tanh, on every 1009th float32 of
+    [0, 10] and their negatives."""
+    pos = numpy.arange(0, numpy.float32(10).view(numpy.int32), 1009, dtype=numpy.int32)
+    xs = pos.view(numpy.float32)
+    xs = numpy.concatenate([xs, -xs])
+    got = numpy.empty_like(xs)
+    accel.kernels().tanh_infer(xs, got)
+    ref = numpy.tanh(xs.astype(numpy.float64))
+    ulp = numpy.spacing(numpy.abs(ref).astype(numpy.float32)).astype(numpy.float64)
+    err = numpy.abs(got - ref) / ulp
+    assert err.max() <= 6, (err.max(), xs[err.argmax()])
+    assert numpy.median(err[numpy.abs(xs) > 0.1]) < 1
+    assert got[0] == 0 and (got[:len(pos)] == -got[len(pos):]).all()
+    wide = numpy.array([9.5, 50, 1e30, numpy.inf], numpy.float32)
+    out = numpy.empty_like(wide)
+    accel.kernels().tanh_infer(wide, out)
+    numpy.testing.assert_allclose(out, 1, rtol=3e-7)
+    accel.kernels().tanh_infer(xs.astype(numpy.float64), ref_out := numpy.empty_like(ref))
+    numpy.testing.assert_allclose(ref_out, ref, rtol=1e-15, atol=0)  # float64: math.tanh
 
 
 @needs_numba
