@@ -133,39 +133,68 @@ class StepLoop:
                                  r0.dtype, xp, keep, r0.kernels,
                                  ext_cols=cols,
                                  direct=[q for q in r0.ext if not isinstance(q, tuple)])
-        numba = r.kernels == "numba"
         r.compiled()
-        self.fops: list[Any] = []
+        self._ext_arrays, self._member_views, self._hoff = ext_arrays, member_views, hoff
+        self._state_of_out = state_of_out
+        self.sig = sig
+        self.masks: Any = None  # (T, B, 1) mask buffers of masked calls, planned on first use
+        self.fops, self.bops = self._build(masked=False)
+        self._masked_ops: tuple[list[Any], list[Any]] | None = None
+
+    def _build(self, masked: bool) -> tuple[list[Any], list[Any]]:
+        """The forward and backward calls, for calls without or with a lengths mask."""
+        p, xp, T, B, sig, r = self.p, self.xp, self.T, self.B, self.sig, self.region
+        keep, dt = p.keep, self.xb.dtype
+        ext_arrays, member_views, hoff = self._ext_arrays, self._member_views, self._hoff
+        state_of_out = self._state_of_out
+        numba = r.kernels == "numba"
+        nstates = len(sig.state_sizes)
+        if masked:
+            # m (float), 1 - m (float) and not m (bool), each (T, B, 1).
+            self.masks = (xp.empty((T, B, 1), dtype=dt), xp.empty((T, B, 1), dtype=dt),
+                          xp.empty((T, B, 1), dtype=bool))
+            mf, nmf, nmb = self.masks
+        fops: list[Any] = []
         for t in range(T):
             h = t if keep else 0
             for gi, g in enumerate(p.groups):
                 k = p.state_node[g.parent]
                 y = p.group_y[gi][h]
-                self.fops.append(partial(xp.matmul, p.S[k][t], g.wt, out=y))
+                fops.append(partial(xp.matmul, p.S[k][t], g.wt, out=y))
                 if g.b is not None:
-                    self.fops.append(partial(xp.add, y, g.b, out=y))
+                    fops.append(partial(xp.add, y, g.b, out=y))
             ext, vals = ext_arrays(t), member_views(t)
-            self.fops.append(partial(r._fwd, tuple(ext), tuple(vals)) if numba
-                             else partial(r._fwd, ext, vals, r._tmp))
+            fops.append(partial(r._fwd, tuple(ext), tuple(vals)) if numba
+                        else partial(r._fwd, ext, vals, r._tmp))
+            if masked:  # a padded step keeps the state
+                for k in range(nstates):
+                    fops.append(partial(xp.copyto, p.S[k][t + 1], p.S[k][t], where=nmb[t]))
         if not keep:
-            return
-        # Backward: carried gradients in two buffers per state, used in turn.
-        nstates = len(sig.state_sizes)
-        self.carry = [[xp.empty((B, sig.state_sizes[k]), dtype=dt) for _ in range(2)]
-                      for k in range(nstates)]
-        self.go = xp.empty((T, B, sig.state_sizes[sig.output_state]), dtype=dt)
-        self.pacc = {i: xp.zeros_like(w) for i, w in self.params.items()}
-        self.psum = {i: xp.empty_like(w) for i, w in self.params.items()}
-        read_by_region = {p.state_node[q] for q in r.ext
-                          if not isinstance(q, tuple) and q in p.state_node}
-        tmp = {gi: xp.empty((B, g.in_features), dtype=dt) for gi, g in enumerate(p.groups)}
+            return fops, []
+        if not hasattr(self, "carry"):
+            # Carried gradients in two buffers per state, used in turn.
+            self.carry = [[xp.empty((B, sig.state_sizes[k]), dtype=dt) for _ in range(2)]
+                          for k in range(nstates)]
+            self.kept = [xp.empty((B, sig.state_sizes[k]), dtype=dt) for k in range(nstates)]
+            self.go = xp.empty((T, B, sig.state_sizes[sig.output_state]), dtype=dt)
+            self.pacc = {i: xp.zeros_like(w) for i, w in self.params.items()}
+            self.psum = {i: xp.empty_like(w) for i, w in self.params.items()}
+            self.tmp = {gi: xp.empty((B, g.in_features), dtype=dt)
+                        for gi, g in enumerate(p.groups)}
+        tmp = self.tmp
+        region_reads = {p.state_node[q] for q in r.ext
+                        if not isinstance(q, tuple) and q in p.state_node}
         exposed_state = [state_of_out[r.nodes[k]] for k in r.exposed]
-        self.bops: list[Any] = []
+        bops: list[Any] = []
         o = sig.output_state
         for t in range(T - 1, -1, -1):
             c_in = [self.carry[k][(t + 1) % 2] for k in range(nstates)]
             c_out = [self.carry[k][t % 2] for k in range(nstates)]
-            self.bops.append(partial(xp.add, c_in[o], self.go[t], out=c_in[o]))
+            if masked:  # the gradient of a padded step's state passes to the previous state
+                for k in range(nstates):
+                    bops.append(partial(xp.multiply, c_in[k], nmf[t], out=self.kept[k]))
+                    bops.append(partial(xp.multiply, c_in[k], mf[t], out=c_in[k]))
+            bops.append(partial(xp.add, c_in[o], self.go[t], out=c_in[o]))
             ext, vals = ext_arrays(t), member_views(t)
             gx = [c_in[k] for k in exposed_state]
             dest: list[Any] = []
@@ -178,26 +207,38 @@ class StepLoop:
                     dest.append(self.ghy3[t])
                 else:
                     dest.append(p.group_g[p.group_of[q]][t])
-            self.bops.append(partial(self._region_backward, ext, vals, gx, dest))
+            bops.append(partial(self._region_backward, ext, vals, gx, dest))
             for j, q in enumerate(r.ext):
                 if isinstance(q, tuple):
-                    i = q[1]
-                    self.bops.append(partial(self._param_sum, i, j))
+                    bops.append(partial(self._param_sum, q[1], j))
+            written = set(region_reads)  # states whose gradient buffer holds a first value
             for gi, g in enumerate(p.groups):
                 k = p.state_node[g.parent]
                 gg = p.group_g[gi][t]
-                if k in read_by_region:
-                    self.bops.append(partial(xp.matmul, gg, g.w, out=tmp[gi]))
-                    self.bops.append(partial(xp.add, c_out[k], tmp[gi], out=c_out[k]))
+                if k in written:
+                    bops.append(partial(xp.matmul, gg, g.w, out=tmp[gi]))
+                    bops.append(partial(xp.add, c_out[k], tmp[gi], out=c_out[k]))
                 else:
-                    self.bops.append(partial(xp.matmul, gg, g.w, out=c_out[k]))
-                    read_by_region.add(k)  # later groups of this state add to it
+                    bops.append(partial(xp.matmul, gg, g.w, out=c_out[k]))
+                    written.add(k)
             for k in range(nstates):
-                if k not in read_by_region and not any(
-                        p.state_node[g.parent] == k for g in p.groups):
-                    self.bops.append(partial(c_out[k].fill, 0))
-            read_by_region = {p.state_node[q] for q in r.ext
-                              if not isinstance(q, tuple) and q in p.state_node}
+                if k not in written:  # a state nothing in the step reads
+                    bops.append(partial(c_out[k].fill, 0))
+                if masked:
+                    bops.append(partial(xp.add, c_out[k], self.kept[k], out=c_out[k]))
+        return fops, bops
+
+    def _ops(self, mask: Any) -> tuple[list[Any], list[Any]]:
+        if mask is None:
+            return self.fops, self.bops
+        if self._masked_ops is None:
+            self._masked_ops = self._build(masked=True)
+        mf, nmf, nmb = self.masks
+        mf[...] = mask
+        xp = self.xp
+        xp.subtract(1, mf, out=nmf)
+        xp.logical_not(mask, out=nmb)
+        return self._masked_ops
 
     def _region_backward(self, ext: list[Any], vals: list[Any], gx: list[Any],
                          dest: list[Any]) -> None:
@@ -208,8 +249,10 @@ class StepLoop:
         self.xp.add(self.pacc[i], self.psum[i], out=self.pacc[i])
 
     # ------------------------------------------------------------------------------------------
-    def forward(self, x: Any, s0: list[Any], cell: Any) -> None:
+    def forward(self, x: Any, s0: list[Any], cell: Any, mask: Any = None) -> None:
         p, xp = self.p, self.xp
+        fops, _ = self._ops(mask)
+        self._mask = mask
         self.xb[...] = x
         for k, s in enumerate(s0):
             p.S[k][0] = s
@@ -223,15 +266,18 @@ class StepLoop:
                 self.hy += self.hg.b
         for g in p.groups:
             g.gather_into()
-        for f in self.fops:
+        for f in fops:
             f()
 
     def backward(self, grad_out: Any, grad_final: list[Any]) -> tuple[Any, list[Any]]:
         p, xp, T = self.p, self.xp, self.T
+        _, bops = self._ops(self._mask)
         if grad_out is None:
             self.go.fill(0)
-        else:
+        elif self._mask is None:
             self.go[...] = grad_out
+        else:  # no gradient flows from a padded step's (zero) output
+            xp.multiply(grad_out, self.masks[0], out=self.go)
         for k, g in enumerate(grad_final):
             c = self.carry[k][T % 2]
             if g is None:
@@ -240,7 +286,7 @@ class StepLoop:
                 c[...] = g
         for acc in self.pacc.values():
             acc.fill(0)
-        for f in self.bops:
+        for f in bops:
             f()
         g0 = [c[0].copy() for c in self.carry]
         if self.hg is None:

@@ -239,11 +239,12 @@ class CompiledSequence:
         s0 = [xp.zeros((B, size), dtype=x.dtype) if s is None else s
               for s, size in zip(state0, sig.state_sizes)]
         p = self._plan_for(x, s0, keep)
-        if p.steploop is not None and mask is None:
-            p.steploop.forward(x, s0, cell)
+        if p.steploop is not None:
+            p.steploop.forward(x, s0, cell, mask)
             o = sig.output_state
             self._run = {"plan": p, "loop": p.steploop} if keep else None
-            return p.S[o][1:].copy(), [S[T].copy() for S in p.S]
+            outputs = p.S[o][1:].copy() if mask is None else xp.where(mask, p.S[o][1:], 0)
+            return outputs, [S[T].copy() for S in p.S]
         for k, s in enumerate(s0):
             p.S[k][0] = s
         for g in p.groups:
