@@ -12,6 +12,8 @@ numbered: first the graph's inputs, then one per op. Each op is plain data (``ki
 * ``JoinTable(1)`` of 2-3 values, ``Narrow(1, offset, length)``, ``SelectTable(i)`` of a list
   node;
 * fan-out: one value read by three or more consumers;
+* ``Share``: a clone of an earlier Linear or CMul sharing its parameters and gradients (tied
+  weights, e.g. one Linear on ``x_t`` and on the state);
 * rarely: the modules of :data:`EXTRA` (``SoftMax``, ``ELU``, ``CAdd``, ``PReLU``,
   ``GatedLinearUnit``, ``Dropout(0)``...), ``CMaxTable``/``CMinTable``/``CDivTable`` (positive
   denominators), and modules holding modules (a ``Sequential``, a nested gModule).
@@ -120,7 +122,8 @@ class _Draw:
         draw, d = self.draw, self.d
         kind = draw(st.sampled_from(
             ("linear", "linear", "linear_group", "unary", "unary", "unary", "table", "table",
-             "join", "narrow", "select", "fanout", "extra", "extra", "extra_table", "composite")))
+             "join", "narrow", "select", "fanout", "extra", "extra", "extra_table", "composite",
+             "share")))
         v = self.pick(pool)
         if v is None:
             return
@@ -147,6 +150,14 @@ class _Draw:
             out = draw(WIDTH)
             name = draw(st.sampled_from(("Sequential", "SubGraph")))
             self.add(name, (w, out, draw(st.integers(0, 1))), (v,), out)
+        elif kind == "share":  # a clone sharing an earlier Linear's or CMul's parameters
+            n = len(d.inputs)
+            owners = [k for k, o in enumerate(d.ops) if o.kind in ("Linear", "CMul")
+                      and d.widths[o.srcs[0]] == w]
+            if not owners:
+                return self._unary(v)
+            k = draw(st.sampled_from(owners))
+            self.add("Share", (k,), (v,), d.widths[n + k])
         elif kind == "fanout":
             for _ in range(draw(st.integers(3, 4))):
                 self._unary(v)
@@ -316,8 +327,16 @@ def build_rows(desc: RowDesc) -> Any:
     """The gModule of a description (default dtype; convert it afterwards)."""
     values: list[Any] = [nn.Identity()() for _ in desc.inputs]
     inputs = list(values)
+    made: list[Any] = []
     for op in desc.ops:
-        m = _module(op)
+        if op.kind == "Share":
+            proto = made[op.args[0]]
+            names = [a for a in ("weight", "bias", "grad_weight", "grad_bias")
+                     if getattr(proto, a, None) is not None]
+            m = proto.clone(*names)
+        else:
+            m = _module(op)
+        made.append(m)
         if op.kind in ("CAddTable", "CSubTable", "CMulTable", "JoinTable", "SelectTable",
                        "CMaxTable", "CMinTable", "CDivTable"):
             values.append(m([values[s] for s in op.srcs]))
