@@ -124,8 +124,8 @@ class CompiledGraph(Module):
     Args:
         graph: the gModule; it stays usable on its own (its plan is not changed).
         no_grad: when True, forward never keeps anything for backward (inference only).
-        kernels: how element-wise regions run: ``"numpy"``, ``"numba"`` or ``"auto"`` (see
-            :func:`compile`).
+        kernels: how element-wise regions run: ``"numpy"``, ``"numba"``, ``"cuda"`` or
+            ``"auto"`` (see :func:`compile`).
 
     Example:
         >>> import numpy
@@ -141,9 +141,9 @@ class CompiledGraph(Module):
 
     def __init__(self, graph: gModule, no_grad: bool = False, kernels: str = "auto"):
         super().__init__()
-        if kernels not in ("auto", "numpy", "numba"):
-            raise GraphError(f"compile(): kernels must be 'auto', 'numpy' or 'numba', got "
-                             f"{kernels!r}")
+        if kernels not in ("auto", "numpy", "numba", "cuda"):
+            raise GraphError(f"compile(): kernels must be 'auto', 'numpy', 'numba' or 'cuda', "
+                             f"got {kernels!r}")
         if kernels == "numba" and not numba_available():
             raise GraphError("compile(kernels='numba'): numba is not installed "
                              "(pip install 'nngraph_py[accel]')")
@@ -370,8 +370,10 @@ def compile(graph: gModule, no_grad: bool = False,  # noqa: A001 - the name
         graph: the gModule to run.
         no_grad: inference only (a forward keeps nothing for backward).
         kernels: element-wise regions as ``"numpy"`` in-place passes, ``"numba"`` loop kernels
-            (2-D float32/float64 NumPy values; others fall back to NumPy passes), or ``"auto"``
-            (today: NumPy passes, which measured faster than the generated numba loops).
+            (2-D float32/float64 NumPy values; others fall back to NumPy passes), ``"cuda"``
+            CuPy ``ElementwiseKernel`` s (CuPy float arrays; see
+            :mod:`nngraph_py.compile.cuda`), or ``"auto"`` (numba where it applies and is
+            installed, else NumPy passes).
 
     Returns:
         A :class:`CompiledGraph` wrapping ``graph``.

@@ -128,19 +128,21 @@ def compile_sequence(cell: gModule, signature: CellSignature, kernels: str = "au
         cell: the cell gModule (its parameters are read at every call, never copied for good).
         signature: how the cell's inputs and outputs map onto ``x_t`` and the carried state.
         kernels: element-wise work as ``"numpy"`` array passes, ``"numba"`` generated loop
-            kernels (float32/float64 NumPy arrays), or ``"auto"`` (numba where it applies and is
-            installed).
-        recipes: try the hand-fused recipe executors first (the first passes); False: the
-            general compiler only.
+            kernels (float32/float64 NumPy arrays), ``"cuda"`` generated CuPy
+            ``ElementwiseKernel`` s (float32/float64 CuPy arrays; not yet run on a GPU by the
+            project's tests, which check the generated C on the CPU), or ``"auto"`` (numba where
+            it applies and is installed, else array passes).
+        recipes: try the hand-fused recipe executors first (the first passes); False, or
+            ``kernels="cuda"``: the general compiler only.
 
     Raises:
         CompileError: the cell cannot be compiled (callers fall back to node by node).
     """
     from . import recipes as _recipes
 
-    if kernels not in ("auto", "numpy", "numba"):
-        raise GraphError(f"kernels must be 'auto', 'numpy' or 'numba', got {kernels!r}")
-    if recipes:
+    if kernels not in ("auto", "numpy", "numba", "cuda"):
+        raise GraphError(f"kernels must be 'auto', 'numpy', 'numba' or 'cuda', got {kernels!r}")
+    if recipes and kernels != "cuda":  # the recipes have no CUDA kernels: the general compiler
         for matcher in _recipes.MATCHERS:
             executor = matcher(cell, signature, kernels)
             if executor is not None:
