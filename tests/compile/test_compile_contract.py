@@ -180,7 +180,8 @@ def test_strict_device_runs_compile_of_a_gmodule():
     for _ in range(3):
         g.zero_grad_parameters()
         ref.zero_grad_parameters()
-        _close(_host([c.forward(x), c.backward(x, gy)]), _host([ref.forward(x), ref.backward(x, gy)]))
+        got = _host([c.forward(x), c.backward(x, gy)])
+        _close(got, _host([ref.forward(x), ref.backward(x, gy)]))
         _close(_host(g.parameters()[1]), _host(ref.parameters()[1]))
     assert c.plan_info(), "no plan was built"
 

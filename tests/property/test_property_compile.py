@@ -29,7 +29,7 @@ from nngraph_py.compile import compile
 from nngraph_py.compile.elementwise import numba_available
 from nngraph_py.errors import GraphError
 from prop_cells import RowDesc, build_rows, row_graphs
-from prop_graphs import (Clone, Composite, GraphDesc, Leaf, build, graphs, make_grad_outputs,
+from prop_graphs import (Clone, GraphDesc, Leaf, build, graphs, make_grad_outputs,
                          make_inputs, to_device)
 from prop_reference import assert_tree_close
 
