@@ -201,6 +201,8 @@ def test_compiling_changes_no_parameter_name_summary_or_checkpoint(tmp_path):
     s_slow = inspect.summary(slow, (2, 3, 3), print_table=False)
     assert [r.name for r in s_fast.rows] == [r.name for r in s_slow.rows]
     assert s_fast.total_params == s_slow.total_params
+    # The pictures (titled alike: the default title, the repr, says optimize=False)
+    assert inspect.summary_to_dot(s_fast, title="t") == inspect.summary_to_dot(s_slow, title="t")
     # A checkpoint of the compiled layer loads into a node-by-node one (and back): same results.
     other = lstm.Recurrence(peephole_cell().to(dtype=np.float64), [4, 4]).optimize(False)
     load_checkpoint(save_checkpoint(str(tmp_path / "fast.npz"), fast), other)
