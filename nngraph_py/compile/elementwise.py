@@ -433,6 +433,11 @@ class Region:
     # ------------------------------------------------------------------------------------------
     # numba loop kernels
     # ------------------------------------------------------------------------------------------
+    def needed_members(self) -> set[int]:
+        """Positions of the members whose values backward reads (or that leave the region):
+        the rest need no history."""
+        return self._needed()[0]
+
     def _needed(self) -> tuple[set[int], set[int]]:
         """Members and external inputs that backward reads (besides the gradients)."""
         need_v: set[int] = set(self.exposed)

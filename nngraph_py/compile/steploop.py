@@ -104,7 +104,8 @@ class StepLoop:
                 if i in state_of_out:
                     out.append(p.S[state_of_out[i]][t + 1])
                 else:
-                    out.append(p.region_v[0][k][h])
+                    hist = p.region_v[0][k]
+                    out.append(hist[h if len(hist) > 1 else 0])
             return out
 
         def ext_arrays(t: int) -> list[Any]:

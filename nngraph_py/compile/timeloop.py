@@ -156,7 +156,11 @@ class _Plan:
         self.L = L
         self.S = [xp.empty((T + 1, B, size), dtype=x.dtype) for size in sig.state_sizes]
         self.group_y = [xp.empty((L, B, g.total), dtype=x.dtype) for g in self.groups]
-        self.region_v = [[xp.empty((L,) + r.shape, dtype=r.dtype) for _ in r.nodes]
+        # A member's history has T entries only when backward reads it (or another step
+        # might: a value read by a Linear's batched weight gradient); else one, reused.
+        linear_inputs = {g.parent for g in self.groups}
+        self.region_v = [[xp.empty((L if k in r.needed_members() or i in linear_inputs else 1,)
+                                   + r.shape, dtype=r.dtype) for k, i in enumerate(r.nodes)]
                          for r in self.regions]
         if keep:
             self.group_g = [xp.empty((T, B, g.total), dtype=x.dtype) for g in self.groups]
@@ -283,7 +287,7 @@ class CompiledSequence:
                         cur[i] = v
                 elif kind == "region":
                     r = p.regions[e]
-                    vs = [v[h] for v in p.region_v[e]]
+                    vs = [v[h if len(v) > 1 else 0] for v in p.region_v[e]]
                     r.forward(self._region_ext(p, r, cur, h), vs)
                     for i, v in zip(r.nodes, vs):
                         cur[i] = v
@@ -375,7 +379,7 @@ class CompiledSequence:
                     acc(g.parent, g.grad_input(xp, gg))
                 elif kind == "region":
                     r = p.regions[e]
-                    vs = [v[t] for v in p.region_v[e]]
+                    vs = [v[t if len(v) > 1 else 0] for v in p.region_v[e]]
                     gx_exp = []
                     for i in (r.nodes[k] for k in r.exposed):
                         gi = gv.get(i)
