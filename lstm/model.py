@@ -282,11 +282,14 @@ class Recurrent(Module):
 
         Both give the same numbers within float tolerance; the parameters, names and graphs are
         the same. ``kernels`` picks the compiled element-wise work: ``"auto"`` (numba kernels
-        where they apply and numba is installed), ``"numpy"`` or ``"numba"``. The executors are
-        built again on the next forward (see :attr:`executors`). Returns self.
+        where they apply and numba is installed), ``"numpy"``, ``"numba"`` or ``"cuda"``
+        (generated CuPy kernels for CuPy arrays, by the general compiler only; NumPy passes on
+        other arrays). The executors are built again on the next forward (see
+        :attr:`executors`). Returns self.
         """
-        if kernels not in ("auto", "numpy", "numba"):
-            raise ValueError(f"kernels must be 'auto', 'numpy' or 'numba', got {kernels!r}")
+        if kernels not in ("auto", "numpy", "numba", "cuda"):
+            raise ValueError(f"kernels must be 'auto', 'numpy', 'numba' or 'cuda', got "
+                             f"{kernels!r}")
         self.optimized = bool(enabled)
         self.kernels = kernels
         self._executors = None
@@ -325,9 +328,7 @@ class Recurrent(Module):
 
     def _invalidate_executors(self) -> None:
         for executor in self._executors or []:
-            invalidate = getattr(executor, "invalidate", None)  # TODO(E): drop once R's land
-            if invalidate is not None:
-                invalidate()
+            executor.invalidate()
 
     def num_clones(self) -> int:
         """How many time steps the first cell's node-by-node executor has unrolled (its

@@ -83,8 +83,6 @@ def test_every_kind_has_the_interface(name, make, _):
         kinds = EXPECTED_KIND[name] if optimize else {"unrolled"}
         assert len({e.kind for e in executors}) == 1 and executors[0].kind in kinds
         for e in executors:
-            if e.kind.startswith("recipe") and not hasattr(e, "invalidate"):
-                pytest.xfail("the recipe executors' invalidate() is pending (helper R)")
             for method in ("forward", "backward", "acc_grad_parameters", "invalidate"):
                 assert callable(getattr(e, method)), (e.kind, method)
 
@@ -267,3 +265,17 @@ def test_dropout_masks_are_the_same_for_both_executors(rng, cls):
     # Another seed draws other masks: the test can fail.
     other = _run(unrolled, x, None, seed=12)
     assert not numpy.allclose(other[0], want[0])
+
+
+def test_cuda_kernels_on_host_arrays_run_the_numpy_passes(rng):
+    """``optimize(kernels="cuda")`` takes the general compiler (the recipes have no CUDA
+    kernels); on NumPy arrays its regions run as NumPy passes, with the same numbers."""
+    model = LSTM(3, 4, 2, bidirectional=True).double()
+    x = rng.standard_normal((2, 5, 3))
+    want = _run(model.optimize(kernels="numpy"), x, numpy.array([5, 3]))
+    got = _run(model.optimize(kernels="cuda"), x, numpy.array([5, 3]))
+    assert model.kernels == "cuda" and [e.kind for e in model.executors] == ["compiled"] * 4
+    for a, b in zip(got, want):
+        numpy.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="kernels must be"):
+        model.optimize(kernels="opencl")
