@@ -323,7 +323,7 @@ class Recurrent(Module):
         if refused:
             warnings.warn(f"{self.describe()}: the compiler refused {len(refused)} of "
                           f"{len(self.cells)} cell(s) ({refused[0]}); running them node by node",
-                          stacklevel=5)
+                          stacklevel=6)  # the caller of forward(x)
         return built
 
     def _invalidate_executors(self) -> None:
