@@ -91,8 +91,8 @@ def compile_source(src: str, names: tuple[str, ...]) -> tuple[Any, ...]:
                 os.replace(tmp, path)
             if path.read_text() == text:
                 spec = importlib.util.spec_from_file_location(f"nngraph_py_region_{digest}", path)
+                assert spec is not None and spec.loader is not None
                 module = importlib.util.module_from_spec(spec)
-                assert spec.loader is not None
                 # numba's cache finds the functions' globals through the module's name.
                 sys.modules[spec.name] = module
                 spec.loader.exec_module(module)

@@ -224,7 +224,7 @@ class Region:
             self._bwd, self._tmp = self._cuda.backward, None
         elif self.kernels == "numba":
             self.source = self._numba_source(keep)
-            self._fwd = self._bwd = None  # compiled on first use (seconds the first time)
+            self._fwd = self._bwd = None  # type: ignore[assignment] # compiled on first use
             self._gext = [xp.empty(shape, dtype=dtype) for _ in self.ext] if keep else None
         else:
             self.source = self._numpy_source()

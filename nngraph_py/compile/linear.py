@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..nn.linear import Linear
-
 __all__ = ["LinearGroup"]
 
 
 class LinearGroup:
-    """The Linears ``linears`` (plan indices ``members``) reading plan node ``parent``.
+    """The Linears ``linears`` (``nn.Linear`` modules at plan indices ``members``) reading plan
+    node ``parent``.
 
     Attributes:
         sizes, offsets: each member's output width and first column in the joined product.
@@ -27,7 +26,7 @@ class LinearGroup:
             (None when no member has one), as of the last :meth:`gather`.
     """
 
-    def __init__(self, members: Sequence[int], linears: Sequence[Linear], parent: int):
+    def __init__(self, members: Sequence[int], linears: Sequence[Any], parent: int):
         self.members, self.linears, self.parent = list(members), list(linears), parent
         self.sizes = [m.out_features for m in linears]
         self.offsets = [sum(self.sizes[:k]) for k in range(len(linears))]

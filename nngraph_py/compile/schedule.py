@@ -9,7 +9,7 @@ No Lua Torch original.
 """
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from typing import Any, Sequence
 
 from ..errors import GraphError
 
@@ -76,23 +76,23 @@ def form_regions(plan: Sequence[Any], candidates: set[int], same_shape: Any,
     return out
 
 
-def order_entries(plan: Sequence[Any], entry_of: dict[int, Hashable],
-                  who: str) -> list[Hashable]:
-    """A topological order of the entries (each node of ``entry_of`` belongs to one entry), the
-    entries sorted by their first node where the order is free.
+def order_entries(plan: Sequence[Any], entry_of: dict[int, tuple[str, int]],
+                  who: str) -> list[tuple[str, int]]:
+    """A topological order of the entries (``(kind, index)``; each node of ``entry_of`` belongs
+    to one), the entries sorted by their first node where the order is free.
 
     Raises:
         GraphError: the entries have no order (a fused entry both feeds and reads another).
     """
-    deps: dict[Hashable, set[Hashable]] = {e: set() for e in entry_of.values()}
-    first: dict[Hashable, int] = {}
+    deps: dict[tuple[str, int], set[tuple[str, int]]] = {e: set() for e in entry_of.values()}
+    first: dict[tuple[str, int], int] = {}
     for i, e in entry_of.items():
         first[e] = min(first.get(e, i), i)
         for p in plan[i].parents:
             if p in entry_of and entry_of[p] != e:
                 deps[e].add(entry_of[p])
-    order: list[Hashable] = []
-    done: set[Hashable] = set()
+    order: list[tuple[str, int]] = []
+    done: set[tuple[str, int]] = set()
     pending = sorted(deps, key=lambda e: first[e])
     while pending:
         for e in pending:

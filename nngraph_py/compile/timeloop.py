@@ -227,6 +227,7 @@ class CompiledSequence:
             # A probe step through the cell itself gives every node's value shape.
             cell = self.cell
             cell.update_output(self.sig.cell_input(x[0], state0))
+            assert cell._vals is not None  # set by the forward just run
             vals = list(cell._vals)
             plan = self._plans[key] = _Plan(self, x, vals, keep)
             loop = steploop.build(plan, cell, self.sig, x)
