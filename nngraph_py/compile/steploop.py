@@ -271,7 +271,7 @@ class StepLoop:
             f()
 
     def backward(self, grad_out: Any, grad_final: list[Any]) -> tuple[Any, list[Any]]:
-        p, xp, T = self.p, self.xp, self.T
+        xp, T = self.xp, self.T
         _, bops = self._ops(self._mask)
         if grad_out is None:
             self.go.fill(0)
