@@ -660,7 +660,7 @@ class gModule(Module):  # noqa: N801 - the Lua name, kept for recognisability
     def __repr__(self) -> str:
         ins = ", ".join(self._input_names())
         outs = ", ".join(self._names[i] for i in self._out_idx)
-        lines = [f"nn.gModule {{", f"  [{ins}] -> [{outs}]"]
+        lines = ["nn.gModule {", f"  [{ins}] -> [{outs}]"]
         for name, node in zip(self._names, self.nodes):
             parents = [self.node_name(p) for p in node.inputs]
             src = ("(" + ", ".join(parents) + ")") if node.table else (parents[0] if parents else "input")

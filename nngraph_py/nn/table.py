@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import backend, nest
-from ..errors import InputError, ShapeError, check, shape_str
+from ..errors import InputError, ShapeError, shape_str
 from ..module import Array, Module
 
 __all__ = ["CAddTable", "CSubTable", "CMulTable", "CDivTable", "JoinTable", "SplitTable",

@@ -740,7 +740,6 @@ class Euclidean(Module):
         return self.output
 
     def _unit(self, input: Array, grad_output: Array) -> Array:
-        xp = backend.get_array_module(input)
         d = self._diff(input)
         y = self.output if input.ndim == 2 else self.output[None]
         g = grad_output if input.ndim == 2 else grad_output[None]

@@ -3,7 +3,6 @@ same graph, same numbers, fewer products."""
 from __future__ import annotations
 
 import numpy
-import pytest
 
 from conftest import on
 from nngraph_py import backend, gradcheck, nn
