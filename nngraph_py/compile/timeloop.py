@@ -39,6 +39,7 @@ from ..nn.cmul import CMul
 from ..nn.embedding import LookupTable
 from ..nn.linear import Linear
 from ..nn.normalization import LayerNormalization
+from ..nn.shape import Narrow
 from ..nn.transfer import _Pointwise
 from .elementwise import Region, is_cmul, is_elementwise
 from .linear import LinearGroup
@@ -59,6 +60,8 @@ def is_rowwise(module: Module, table: bool) -> bool:
         return True
     if type(module) is CMul and not table:
         return len(module.size) == 1  # one weight vector over the features of every row
+    if type(module) is Narrow and not table:
+        return module.dim >= 1  # a slice of every row's features
     return is_elementwise(module, table, 2 if table else 1)
 
 

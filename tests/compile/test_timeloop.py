@@ -142,3 +142,26 @@ def test_outputs_survive_the_next_call():
     ex.forward(x2, [None])
     np.testing.assert_array_equal(out1, kept[0])
     np.testing.assert_array_equal(fin1[0], kept[1])
+
+
+def stacked_gru_cell(input_size: int, hidden: int) -> nn.gModule:
+    """A GRU written the char-rnn way: one Linear per input for all gates, Narrow per gate."""
+    x, h = nn.Identity()(), nn.Identity()()
+    xs, hs = nn.Linear(input_size, 3 * hidden)(x), nn.Linear(hidden, 3 * hidden)(h)
+
+    def part(v, k):
+        return nn.Narrow(1, k * hidden, hidden)(v)
+
+    r = nn.Sigmoid()(nn.CAddTable()([part(xs, 0), part(hs, 0)]))
+    z = nn.Sigmoid()(nn.CAddTable()([part(xs, 1), part(hs, 1)]))
+    n = nn.Tanh()(nn.CAddTable()([part(xs, 2), nn.CMulTable()([r, part(hs, 2)])]))
+    one_minus = nn.AddConstant(1.0)(nn.MulConstant(-1.0)(z))
+    return nn.gModule([x, h], [nn.CAddTable()([nn.CMulTable()([one_minus, n]),
+                                               nn.CMulTable()([z, h])])])
+
+
+def test_narrowed_input_products_are_hoisted():
+    ex = compare(stacked_gru_cell(F, H), GRU_SIG, lengths=[4, 2, 3])
+    info = ex.plan_info()[0]
+    assert len(info["hoisted"]) == 4  # the x Linear and its three Narrows
+    assert len(info["per_step_modules"]) == 3  # the Narrows of the recurrent product
