@@ -387,3 +387,23 @@ def test_a_recurrence_node_inside_a_compiled_gmodule():
         got = _host([c.forward(xx), c.backward(xx, gg, 0.5)]) + [_host(g.parameters()[1])]
         want = _host([ref.forward(xx), ref.backward(xx, gg, 0.5)]) + [_host(ref.parameters()[1])]
         _close(got, want, f"batch {batch}")
+
+
+def test_dtype_change_and_clear_state_after_compiling_rebuild_the_plan():
+    """``to(float32)`` and ``clear_state()`` after compiled calls: the next calls are right."""
+    fast, slow = _pair(peephole_cell(), [4, 4])
+    rng = np.random.default_rng(11)
+    x, s0, g = _data(rng, 2, 3, 3, [4, 4])
+    _close(_step(fast, x, s0, g), _step(slow, x, s0, g), "float64")
+    fast.clear_state()
+    slow.clear_state()
+    _close(_step(fast, x, s0, g), _step(slow, x, s0, g), "after clear_state")
+    fast.to(dtype=np.float32)
+    slow.to(dtype=np.float32)
+    x, s0, g = _data(rng, 2, 3, 3, [4, 4], dtype=np.float32)
+    a, b = _step(fast, x, s0, g), _step(slow, x, s0, g)
+    assert fast.output[0].dtype == np.float32 and fast.executors[0].kind == "compiled"
+    for u, v in zip(a, b):
+        for p, q in zip(u if isinstance(u, list) else [u], v if isinstance(v, list) else [v]):
+            np.testing.assert_allclose(np.asarray(p, dtype=float), np.asarray(q, dtype=float),
+                                       rtol=1e-4, atol=1e-5)
