@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import numpy
 import pytest
-
 from conftest import on
+
 import lstm
 from lstm.cell import make_gru_cell, make_lstm_cell
 from nngraph_py import backend, gradcheck
-from nngraph_py.compile import accel
-from nngraph_py.compile import recipes
+from nngraph_py.compile import accel, recipes
 from nngraph_py.compile.recipes import FusedGRULayer, FusedLSTMLayer
 from nngraph_py.errors import GraphError
 
@@ -63,7 +62,7 @@ def test_keep_false_gives_the_outputs_of_keep_true(rng, monkeypatch, kind, kerne
     first = copy_result(ex.forward(x, state, mask, keep=False))  # on a fresh executor
     kept = copy_result(ex.forward(x, state, mask, keep=True))
     for got in (first, copy_result(ex.forward(x, state, mask, keep=False))):  # planned buffers
-        tol = dict(rtol=2e-6, atol=2e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+        tol = {"rtol": 2e-6, "atol": 2e-6} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-12}
         for a, b in zip(got, kept):
             numpy.testing.assert_allclose(a, b, **tol)
     if lengths:
@@ -198,7 +197,9 @@ def test_gru_step_kernels_equal_the_array_passes(rng, first_step):
     gh = numpy.zeros((B, 3 * H), f32) if first_step else rng.standard_normal((B, 3 * H)).astype(f32)
     b_hh = rng.standard_normal(3 * H).astype(f32)
     h_prev = numpy.zeros((B, H), f32) if first_step else rng.standard_normal((B, H)).astype(f32)
-    sig = lambda v: 1 / (1 + numpy.exp(-v.astype("float64")))  # noqa: E731
+    def sig(v):
+        return 1 / (1 + numpy.exp(-v.astype("float64")))
+
     q = gh[:, 2 * H:] + b_hh[2 * H:]
     r = sig(a0[:, :H] + gh[:, :H] + b_hh[:H])
     z = sig(a0[:, H:2 * H] + gh[:, H:2 * H] + b_hh[H:2 * H])
