@@ -254,13 +254,20 @@ class Region:
         else:
             self._fwd(ext, vals, self._tmp)
 
+    @property
+    def sums_params(self) -> bool:
+        """Whether backward adds CMul weight gradients (summed over rows) into ``dest``."""
+        return self.kernels == "numba" and bool(self.params)
+
     def backward(self, ext: Sequence[Any], vals: Sequence[Any], g_exposed: Sequence[Any],
                  dest: Sequence[Any] | None = None) -> list[Any]:
         """The gradients of the external inputs (in ``ext`` order), given those of the exposed
         members (in ``exposed`` order). The arrays returned belong to the region (or are the given
         gradients themselves, passed through): use them before the next call. For the
         ``direct`` inputs, ``dest[j]`` is the wide array their gradient is written into (its
-        entry in the result is then that array's columns)."""
+        entry in the result is then that array's columns). For a CMul weight vector, the NumPy
+        passes return the per-row gradient (the caller sums it over rows); a numba kernel adds
+        the row sums into ``dest[j]`` itself (``sums_params``)."""
         if self.kernels == "cuda":
             return self._cuda.backward(ext, vals, g_exposed, dest)
         if self._gext is None:
@@ -274,6 +281,11 @@ class Region:
             for j in self.direct:
                 ge[j] = dest[j]
         if self.kernels == "numba":
+            if self.params:  # the kernel sums a weight vector's gradient over rows, into dest
+                assert dest is not None, "a numba region with CMul weights needs dest"
+                ge = list(ge)
+                for j in self.params:
+                    ge[j] = dest[j]
             self._bwd(tuple(ext), tuple(vals), tuple(g_exposed), tuple(ge))
             if self.direct:
                 ge = self._dest_views(ge)
@@ -501,14 +513,15 @@ class Region:
                  *("        " + x for x in [row_e(j) for j in sorted(need_e)]
                    + [f"rv{k} = V[{k}][r]" for k in sorted(need_v)]
                    + [f"gx{p} = GX[{p}][r]" for p in range(len(self.exposed))]
-                   + [f"rg{j} = GE[{j}][r]" if j not in self.direct or self.ext_cols[j] is None
+                   + [f"rg{j} = GE[{j}]" if j in self.params else
+                      f"rg{j} = GE[{j}][r]" if j not in self.direct or self.ext_cols[j] is None
                       else f"rg{j} = GE[{j}][r, {self.ext_cols[j][0]}:"
                       f"{self.ext_cols[j][0] + self.ext_cols[j][1]}]" for j in range(ne)]),
                  "        for s in range(V[0].shape[1]):",
                  *(ind + x for x in [f"e{j} = re{j}[s]" for j in sorted(need_e)]
                    + [f"v{k} = rv{k}[s]" for k in sorted(need_v)] + bwd_lines
-                   + [f"rg{j}[s] = " + (" + ".join(contrib.get(("e", j), [])) or "0.0")
-                      for j in range(ne)])]
+                   + [f"rg{j}[s] {'+=' if j in self.params else '='} "
+                      + (" + ".join(contrib.get(("e", j), [])) or "0.0") for j in range(ne)])]
         tanh = "TANH32(" if self.dtype == numpy.float32 else "math.tanh("
         return "\n".join(lines).replace("TANH(", tanh) + "\n"
 

@@ -200,8 +200,8 @@ class StepLoop:
             gx = [c_in[k] for k in exposed_state]
             dest: list[Any] = []
             for j, q in enumerate(r.ext):
-                if isinstance(q, tuple):
-                    dest.append(None)
+                if isinstance(q, tuple):  # a numba kernel sums it into the accumulator itself
+                    dest.append(self.pacc[q[1]] if r.sums_params else None)
                 elif q in p.state_node:
                     dest.append(c_out[p.state_node[q]])
                 elif q in hoff:
@@ -210,7 +210,7 @@ class StepLoop:
                     dest.append(p.group_g[p.group_of[q]][t])
             bops.append(partial(self._region_backward, ext, vals, gx, dest))
             for j, q in enumerate(r.ext):
-                if isinstance(q, tuple):
+                if isinstance(q, tuple) and not r.sums_params:
                     bops.append(partial(self._param_sum, q[1], j))
             written = set(region_reads)  # states whose gradient buffer holds a first value
             for gi, g in enumerate(p.groups):

@@ -388,12 +388,16 @@ class CompiledSequence:
                     for i in (r.nodes[k] for k in r.exposed):
                         gi = gv.get(i)
                         gx_exp.append(xp.zeros(r.shape, dtype=r.dtype) if gi is None else gi)
-                    dest = [p.group_g[p.group_of[q]][t] if j in r.direct else None
-                            for j, q in enumerate(r.ext)] if r.direct else None
+                    dest = None
+                    if r.direct or r.sums_params:
+                        dest = [p.group_g[p.group_of[q]][t] if j in r.direct
+                                else pacc[q[1]] if isinstance(q, tuple) else None
+                                for j, q in enumerate(r.ext)]
                     ge = r.backward(self._region_ext(p, r, cur, t), vs, gx_exp, dest)
                     for j, (q, gq) in enumerate(zip(r.ext, ge)):
                         if isinstance(q, tuple):  # a CMul weight: summed over the rows
-                            pacc[q[1]] += gq.sum(axis=0)
+                            if not r.sums_params:  # (a numba kernel added it already)
+                                pacc[q[1]] += gq.sum(axis=0)
                             continue
                         if q in p.direct:
                             continue  # already in the group's gradient history
