@@ -59,9 +59,6 @@ from .cell import RNN_ACTIVATIONS, make_gru_cell, make_lstm_cell, make_rnn_cell
 __all__ = ["Recurrent", "LSTM", "GRU", "RNN", "lengths_mask"]
 
 
-__all__ = ["Recurrent", "LSTM", "GRU", "RNN", "lengths_mask"]
-
-
 def lengths_mask(lengths: Any, batch: int, steps: int, device: str, who: str) -> Any:
     """The ``(T, batch, 1)`` boolean mask of the valid steps for ``lengths``, or None when every
     sequence has all ``T`` steps.
@@ -270,7 +267,6 @@ class Recurrent(Module):
         """
         self.lengths = lengths
         return self
-
 
     # ----------------------------------------------------------------------------------------
     # The executors: chosen once, rebound when the parameters, device, dtype or mode change
