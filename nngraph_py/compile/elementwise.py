@@ -175,19 +175,23 @@ class Region:
         kernels: ``"numpy"``, ``"numba"`` or ``"auto"`` (numba for rank-2 float NumPy arrays
             when numba is installed), or ``"cuda"`` (float CuPy arrays: generated
             ``ElementwiseKernel`` objects, :mod:`nngraph_py.compile.cuda`; else NumPy passes).
-
         ext_cols: for external inputs (plan indices) that are columns of a wider array, their
             ``(offset, width)``: ``forward`` and ``backward`` then take the wide array.
+        direct: external inputs (plan indices) whose gradient ``backward(..., dest)`` writes into
+            ``dest[j]`` (never aliased; for inputs with columns, the wide array at its columns);
+            the caller adds any other contribution after.
+        skip_grads: external inputs (plan indices) whose gradient is not computed at all (the
+            caller knows it equals another input's); ``backward`` returns None for them.
 
     Attributes:
         ext: plan indices of the external inputs, in the order ``forward`` takes them.
-        kernels: what runs (``"numpy"`` or ``"numba"``).
+        kernels: what runs (``"numpy"``, ``"numba"`` or ``"cuda"``).
     """
 
     def __init__(self, nodes: Sequence[int], plan: Sequence[Any], exposed: Sequence[int],
                  shape: tuple, dtype: Any, xp: Any, keep: bool, kernels: str = "numpy",
                  ext_cols: dict[int, tuple[int, int]] | None = None,
-                 direct: Sequence[int] = ()):
+                 direct: Sequence[int] = (), skip_grads: Sequence[int] = ()):
         self.nodes = list(nodes)
         self.ops, self.ext = region_ops(self.nodes, plan)
         # External inputs that are columns [off, off + width) of a wider array (a Linear group's
@@ -200,7 +204,9 @@ class Region:
         # External inputs (plan indices) whose gradient backward writes straight into an array
         # the caller gives (``dest``; the wide array, at the same columns, for those with
         # columns).
-        self.direct = [j for j, q in enumerate(self.ext) if q in set(direct)]
+        # External inputs whose gradient the caller does not want (it equals another's).
+        self.skip = {j for j, q in enumerate(self.ext) if q in set(skip_grads)}
+        self.direct = [j for j, q in enumerate(self.ext) if q in set(direct) and j not in self.skip]
         self.exposed = [self.nodes.index(i) for i in exposed]
         self.xp, self.shape, self.dtype = xp, tuple(shape), numpy.dtype(dtype)
         n = len(self.nodes)
@@ -287,19 +293,23 @@ class Region:
                 for j in self.params:
                     ge[j] = dest[j]
             self._bwd(tuple(ext), tuple(vals), tuple(g_exposed), tuple(ge))
-            if self.direct:
+            if self.direct or self.skip:
                 ge = self._dest_views(ge)
             return ge
-        if self.direct:
+        if self.direct or self.skip:
             ge = self._dest_views(ge)
         return self._bwd(ext, vals, g_exposed, self._gv, ge, self._tmp)
 
     def _dest_views(self, ge: list[Any]) -> list[Any]:
-        """``ge`` with each direct input's wide destination narrowed to its columns."""
+        """A copy of ``ge`` with each direct input's wide destination narrowed to its columns
+        (and None for the skipped inputs)."""
+        ge = list(ge)
         for j in self.direct:
             c = self.ext_cols[j]
             if c is not None:
                 ge[j] = ge[j][:, c[0]:c[0] + c[1]]
+        for j in self.skip:
+            ge[j] = None
         return ge
 
     # ------------------------------------------------------------------------------------------
@@ -368,6 +378,8 @@ class Region:
         def give(t: tuple[str, int], passthrough: str | None, compute: Any) -> None:
             """Add a contribution to target ``t``: ``passthrough`` names an existing array that is
             the contribution itself; else ``compute(out)`` emits lines writing it into ``out``."""
+            if t[0] == "e" and t[1] in self.skip:
+                return  # not wanted
             name = target_name(t)
             st = state.get(t)
             if st is None:
@@ -433,7 +445,9 @@ class Region:
                 give(arg, None, emit)
         outs = []
         for j in range(ne):
-            if ("e", j) in state:
+            if j in self.skip:
+                outs.append("None")
+            elif ("e", j) in state:
                 outs.append(f"ge{j}")
             else:  # an input whose only consumers get no gradient
                 bwd.append(f"    gb{j}.fill(0)")
@@ -516,12 +530,14 @@ class Region:
                    + [f"rg{j} = GE[{j}]" if j in self.params else
                       f"rg{j} = GE[{j}][r]" if j not in self.direct or self.ext_cols[j] is None
                       else f"rg{j} = GE[{j}][r, {self.ext_cols[j][0]}:"
-                      f"{self.ext_cols[j][0] + self.ext_cols[j][1]}]" for j in range(ne)]),
+                      f"{self.ext_cols[j][0] + self.ext_cols[j][1]}]"
+                      for j in range(ne) if j not in self.skip]),
                  "        for s in range(V[0].shape[1]):",
                  *(ind + x for x in [f"e{j} = re{j}[s]" for j in sorted(need_e)]
                    + [f"v{k} = rv{k}[s]" for k in sorted(need_v)] + bwd_lines
                    + [f"rg{j}[s] {'+=' if j in self.params else '='} "
-                      + (" + ".join(contrib.get(("e", j), [])) or "0.0") for j in range(ne)])]
+                      + (" + ".join(contrib.get(("e", j), [])) or "0.0")
+                      for j in range(ne) if j not in self.skip])]
         tanh = "TANH32(" if self.dtype == numpy.float32 else "math.tanh("
         return "\n".join(lines).replace("TANH(", tanh) + "\n"
 

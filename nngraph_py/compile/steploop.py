@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from ..nn.linear import Linear
+from ..nn.table import CAddTable
 from .elementwise import Region
 from .linear import LinearGroup
 
@@ -130,10 +131,18 @@ class StepLoop:
                 g = p.groups[p.group_of[q]]
                 k = g.members.index(q)
                 cols[q] = (g.offsets[k], g.sizes[k])
+        # When each input product and the recurrent product of the same gate feed one sum and
+        # nothing else (every gate of an LSTM, GRU, peephole or Elman cell), their gradients
+        # are the same array: the loop keeps one, for both weight gradients and for dx.
+        self.shared = keep and self._gradients_shared(p, plan, r0)
+        if self.shared:
+            self.ghy3 = p.group_g[0]
+            self.ghy = self.ghy3.reshape(T * B, self.hg.total)
         r = self.region = Region(r0.nodes, plan, [r0.nodes[k] for k in r0.exposed], r0.shape,
                                  r0.dtype, xp, keep, r0.kernels,
                                  ext_cols=cols,
-                                 direct=[q for q in r0.ext if not isinstance(q, tuple)])
+                                 direct=[q for q in r0.ext if not isinstance(q, tuple)],
+                                 skip_grads=self.hg.members if self.shared else ())
         r.compiled()
         self._ext_arrays, self._member_views, self._hoff = ext_arrays, member_views, hoff
         self._state_of_out = state_of_out
@@ -240,6 +249,27 @@ class StepLoop:
         xp.subtract(1, mf, out=nmf)
         xp.logical_not(mask, out=nmb)
         return self._masked_ops
+
+    def _gradients_shared(self, p: Any, plan: Any, r0: Any) -> bool:
+        """Whether hoisted member ``k`` and recurrent member ``k`` always get one gradient."""
+        if self.hg is None or len(p.groups) != 1 or r0.kernels not in ("numpy", "numba"):
+            return False
+        g = p.groups[0]
+        if self.hg.sizes != g.sizes:
+            return False
+        readers: dict[int, list[int]] = {}
+        for i, step in enumerate(plan):
+            for q in step.parents:
+                readers.setdefault(q, []).append(i)
+        for a, b in zip(self.hg.members, g.members):
+            ra, rb = readers.get(a, []), readers.get(b, [])
+            if len(ra) != 1 or ra != rb or ra[0] not in r0.nodes:
+                return False
+            total = plan[ra[0]]
+            if type(total.module) is not CAddTable or total.parents.count(a) != 1 \
+                    or total.parents.count(b) != 1:
+                return False
+        return True
 
     def _region_backward(self, ext: list[Any], vals: list[Any], gx: list[Any],
                          dest: list[Any]) -> None:

@@ -219,6 +219,8 @@ class CompiledSequence:
                         "region_kernels": [r.kernels for r in p.regions],
                         "per_step_modules": list(p.opaque),
                         "static_loop": p.steploop is not None,
+                        "shared_gate_gradients": bool(p.steploop is not None
+                                                      and p.steploop.shared),
                         "static_loop_refused": p.steploop_refused})
         return out
 

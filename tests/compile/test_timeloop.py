@@ -96,12 +96,16 @@ def test_gru_cell_compiled_equals_node_by_node(kernels, lengths):
 @pytest.mark.parametrize("lengths", [None, [2, 4, 3]])
 def test_lstm_recipe_through_the_general_compiler(kernels, lengths):
     ex = compare(make_lstm_cell(F, H), LSTM_SIG, kernels=kernels, lengths=lengths)
-    assert len(ex.plan_info()[0]["hoisted"]) == 4
+    info = ex.plan_info()[0]
+    assert len(info["hoisted"]) == 4
+    # The static loop, with one gradient per gate for the i2h and h2h products.
+    assert info["static_loop"] and info["shared_gate_gradients"]
 
 
 @pytest.mark.parametrize("kernels", KERNELS)
 def test_peephole_cell_compiled_equals_node_by_node(kernels):
-    compare(peephole_cell(F, H), PEEP_SIG, kernels=kernels, lengths=[4, 2, 3])
+    ex = compare(peephole_cell(F, H), PEEP_SIG, kernels=kernels, lengths=[4, 2, 3])
+    assert ex.plan_info()[0]["shared_gate_gradients"]
 
 
 def test_regression_per_step_module_gradients_outlive_region_buffers():
