@@ -134,7 +134,8 @@ class StepLoop:
         # When each input product and the recurrent product of the same gate feed one sum and
         # nothing else (every gate of an LSTM, GRU, peephole or Elman cell), their gradients
         # are the same array: the loop keeps one, for both weight gradients and for dx.
-        self.shared = keep and self._gradients_shared(p, plan, r0)
+        self.paired = self._gradients_shared(p, plan, r0)
+        self.shared = keep and self.paired
         if self.shared:
             self.ghy3 = p.group_g[0]
             self.ghy = self.ghy3.reshape(T * B, self.hg.total)
@@ -171,7 +172,7 @@ class StepLoop:
                 k = p.state_node[g.parent]
                 y = p.group_y[gi][h]
                 fops.append(partial(xp.matmul, p.S[k][t], g.wt, out=y))
-                if g.b is not None:
+                if g.b is not None and not self.paired:  # (paired: folded into the hoisted)
                     fops.append(partial(xp.add, y, g.b, out=y))
             ext, vals = ext_arrays(t), member_views(t)
             fops.append(partial(r._fwd, tuple(ext), tuple(vals)) if numba
@@ -297,6 +298,10 @@ class StepLoop:
                 self.hy += self.hg.b
         for g in p.groups:
             g.gather_into()
+            if self.paired and g.b is not None:
+                # Each gate sums its two products: the recurrent bias joins the hoisted one,
+                # once for all steps instead of once per step.
+                self.hy += g.b
         for f in fops:
             f()
 

@@ -169,3 +169,19 @@ def test_narrowed_input_products_are_hoisted():
     info = ex.plan_info()[0]
     assert len(info["hoisted"]) == 4  # the x Linear and its three Narrows
     assert len(info["per_step_modules"]) == 3  # the Narrows of the recurrent product
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_inference_equals_training_forward_with_folded_biases(kernels):
+    """Paired gates fold the recurrent bias into the hoisted product, in both modes."""
+    cell = peephole_cell(F, H).double()
+    for m in cell.modules():
+        if isinstance(m, nn.Linear):
+            m.bias[...] = np.random.default_rng(3).standard_normal(m.bias.shape)
+    ex = CompiledSequence(cell, PEEP_SIG, kernels=kernels)
+    x = np.random.default_rng(4).standard_normal((5, 3, F))
+    out_train, fin_train = ex.forward(x, [None, None], keep=True)
+    out_infer, fin_infer = ex.forward(x, [None, None], keep=False)
+    np.testing.assert_allclose(out_infer, out_train, atol=1e-12)
+    rec = Recurrence(cell, [H, H], output=0, batch_first=False).optimize(False)
+    np.testing.assert_allclose(rec.forward(x)[0], out_train, atol=1e-12)
