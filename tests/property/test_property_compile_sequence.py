@@ -105,6 +105,16 @@ def _run(rec: Any, x: Any, s0: list, g_out: Any, g_fin: list, lengths: Any,
     return got, (out, fin, grads)
 
 
+def _tame(results: Any, bound: float = 1e8) -> bool:
+    """Whether every value is finite and below ``bound``: a random multiplicative recurrence
+    can grow without bound over time (to inf and nan), where comparing means nothing."""
+    if results is None:
+        return True
+    if isinstance(results, (list, tuple)):
+        return all(_tame(r, bound) for r in results)
+    return bool(np.all(np.isfinite(results)) and np.all(np.abs(results) < bound))
+
+
 def _compare(got: list, ref: list, what: str, tol: dict = F64) -> None:
     names = ("outputs", "final states", "[grad x, grad initial states]", "parameter gradients")
     for name, a, b in zip(names, got, ref):
@@ -128,6 +138,7 @@ def check_recurrence(desc: RowDesc, run: dict, seed: int, scale: float,
     for call, second in enumerate((False, False, True)):
         x, s0, g_out, g_fin = _data(desc, run, seed, second, dtype)
         want, _ = _run(ref, x, s0, g_out, g_fin, run["lengths"], 1.0 if call else scale)
+        assume(_tame(want))
         got, arrays = _run(rec, x, s0, g_out, g_fin, run["lengths"], 1.0 if call else scale)
         kinds = [e.kind for e in rec.executors]
         assert kinds == ["compiled"], f"call {call}: the executor is {kinds}, not the compiler"
@@ -146,6 +157,7 @@ def check_recurrence(desc: RowDesc, run: dict, seed: int, scale: float,
     other = dict(run, B=run["B"] % 5 + 1, T=run["T"] % 6 + 1, lengths=None)
     x, s0, g_out, g_fin = _data(desc, other, seed, True, dtype)
     want, _ = _run(ref, x, s0, g_out, g_fin, None, scale)
+    assume(_tame(want))
     got, _ = _run(rec, x, s0, g_out, g_fin, None, scale)
     _compare(got, want, f"batch {other['B']}, T {other['T']} after batch {run['B']}, "
                         f"T {run['T']}", tol)
@@ -223,6 +235,7 @@ def test_random_cells_compile_sequence_matches_node_by_node(desc: RowDesc, run: 
     for call, second in enumerate((False, True)):
         x, s0, g_out, g_fin = _data(desc, run, seed, second)
         want, _ = _run(ref, x, s0, g_out, g_fin, run["lengths"], scale)
+        assume(_tame(want))
         cell.zero_grad_parameters()
         out, fin = ex.forward(x, s0, mask, keep=True)
         got = [host(out), host(fin)]
@@ -290,6 +303,7 @@ def test_recipe_layers_optimized_match_node_by_node(name: str, sizes: tuple, lay
                 model.set_lengths(None)
             res.append([host(g) for g in model.parameters()[1]])
             results.append(res)
+        assume(_tame(results[0]))
         _compare(results[1], results[0], f"{name} call {call}")
         kinds = {e.kind for e in fast.executors}
         assert "unrolled" not in kinds, f"{name} optimize(True) ran node by node: {kinds}"
