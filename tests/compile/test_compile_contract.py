@@ -407,3 +407,40 @@ def test_dtype_change_and_clear_state_after_compiling_rebuild_the_plan():
         for p, q in zip(u if isinstance(u, list) else [u], v if isinstance(v, list) else [v]):
             np.testing.assert_allclose(np.asarray(p, dtype=float), np.asarray(q, dtype=float),
                                        rtol=1e-4, atol=1e-5)
+
+
+def _regions_reading_each_other() -> tuple:
+    """Two element-wise regions of different widths, each reading the other through a Linear:
+    each is convex alone, together they form a cycle (A -> Linear -> B -> Linear -> A)."""
+    x, a_in, b_in = nn.Identity()(), nn.Identity()(), nn.Identity()()  # (B, 1), (B, 2), (B, 1)
+    a = nn.Sigmoid()(a_in)
+    b = nn.Sigmoid()(b_in)
+    a2 = nn.CAddTable()([nn.Linear(1, 2)(b), a])
+    b2 = nn.CAddTable()([nn.Linear(2, 1)(a), b, x])
+    return nn.gModule([x, a_in, b_in], [a2, b2]).to(dtype=np.float64)
+
+
+def test_regression_regions_reading_each_other_through_linears():
+    """Found by the long profile of test_property_compile_sequence: compile(g) and
+    compile_sequence raised GraphError 'no order of the fused entries' (two regions, each
+    convex, that depend on each other through Linears)."""
+    g = _regions_reading_each_other()
+    ref = g.clone()
+    c = compile(g, kernels="numpy")
+    rng = np.random.default_rng(12)
+    x = [rng.standard_normal((3, 1)), rng.standard_normal((3, 2)), rng.standard_normal((3, 1))]
+    gy = [rng.standard_normal((3, 2)), rng.standard_normal((3, 1))]
+    for _ in range(2):
+        g.zero_grad_parameters()
+        ref.zero_grad_parameters()
+        got = _host([c.forward(x), c.backward(x, gy)]) + [_host(g.parameters()[1])]
+        want = _host([ref.forward(x), ref.backward(x, gy)]) + [_host(ref.parameters()[1])]
+        _close(got, want, "compile(g)")
+    # The same graph as a cell carrying (a, b) over time.
+    fast = lstm.Recurrence(_regions_reading_each_other(), [2, 1], optimize=True)
+    fast.optimize(True, kernels="numpy")
+    slow = lstm.Recurrence(fast.cell.clone(), [2, 1]).optimize(False)
+    xs, s0, gs = _data(rng, 3, 4, 1, [2, 1])
+    for _ in range(2):
+        _close(_step(fast, xs, s0, gs), _step(slow, xs, s0, gs), "compile_sequence")
+    assert fast.executors[0].kind == "compiled"
