@@ -762,15 +762,17 @@ def header(args: argparse.Namespace, argv: list[str]) -> list[str]:
               + ", ".join(f"{k}={v}" for k, v in childenv.MALLOC_REUSE.items()) + ")"
               if reuse else "glibc defaults (large blocks mmap-ed, returned to the system on "
                             "free)")
+    main_mode = not (args.scaling or args.memory or args.profile)
     return [
         "# command: python -m benchmarks.compiler " + " ".join(argv),
         f"# machine: {cpu} ({os.cpu_count()} CPUs), {platform.platform()}",
         "# " + ", ".join(versions),
         f"# threads: {args.threads} (threadpoolctl + torch.set_num_threads), one process",
         f"# malloc: {malloc}",
-        f"# timing: {args.repeat} interleaved repeats after {args.warmup} warm-up step(s) "
-        + ("" if args.no_guard else "(+1 guard step) ")
-        + "per peer; wall-clock median and min, process CPU time median",
+        (f"# timing: {args.repeat} interleaved repeats after {args.warmup} warm-up step(s) "
+         + ("" if args.no_guard else "(+1 guard step) ")
+         + "per peer; wall-clock median and min, process CPU time median" if main_mode
+         else "# timing: see the table's title"),
         f"# user GRU cell: benchmarks.cells.{'gru_cell' if args.gru_cell == 'gates' else 'stacked_gru_cell'}",
         f"# load average (1/5/15 min) at start: {_load()}",
     ]
