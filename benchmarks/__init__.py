@@ -12,4 +12,6 @@ Layout:
     ``guard.py``       checks, before timing, that the fast path computes the same model.
     ``breakdown.py``   where the time of a step goes (phases, array ops, cProfile).
     ``gemm.py``        the matrix products of a step timed alone, NumPy's BLAS against PyTorch's.
+    ``compiler.py``    the graph compiler (issue 16) against PyTorch, every peer in one process.
+    ``cells.py``       the cells a user writes from primitives (GRU, peephole LSTM) it runs.
 """

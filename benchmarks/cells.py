@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["gru_cell", "stacked_gru_cell", "peephole_lstm_cell", "GRU_CELLS"]
+__all__ = ["GRU_CELLS", "gru_cell", "peephole_lstm_cell", "stacked_gru_cell"]
 
 
 def gru_cell(input_size: int, hidden: int) -> Any:

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
 import os
 import platform
@@ -61,6 +60,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Callable
 
 import numpy
@@ -69,7 +69,7 @@ from . import childenv
 from .lstm import markdown_table
 from .workloads import QUICK, WORKLOADS, Workload, make_batches
 
-__all__ = ["main", "build_cases", "run_cases", "PeerSpec", "Case", "TARGETS"]
+__all__ = ["TARGETS", "Case", "PeerSpec", "build_cases", "main", "run_cases"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Set in the environment of the ``--malloc-reuse`` child (so that it does not re-execute again).
@@ -89,7 +89,7 @@ class Built:
 
     step: Callable[[], float]
     kind: Callable[[], str]
-    grads: Callable[[], list[Any]] = lambda: []
+    grads: Callable[[], list[Any]] = list
 
 
 @dataclass
@@ -596,12 +596,12 @@ def run_scaling(args: argparse.Namespace) -> str:
             w = Workload(f"H{h}_T{steps}", batch=batch, steps=steps, input_size=inp, hidden=h,
                          layers=1, classes=10)
             (x, y), = make_batches(w, n=1)
+            user = _recurrence(cell, 1, w, True, args.kernels)
+            recipe = _layer("GRU", w, True, args.kernels)
             case = Case(w.name, True, [
-                PeerSpec("user-gru", "user GRU", lambda: _rnn_peer(
-                    _recurrence(cell, 1, w, True, args.kernels), w, x, y, True)),
-                PeerSpec("gru", "lstm.GRU", lambda: _rnn_peer(
-                    _layer("GRU", w, True, args.kernels), w, x, y, True)),
-                PeerSpec("torch-gru", "nn.GRU", lambda: _torch_rnn_peer("GRU", w, x, y, True))])
+                PeerSpec("user-gru", "user GRU", partial(_rnn_peer, user, w, x, y, True)),
+                PeerSpec("gru", "lstm.GRU", partial(_rnn_peer, recipe, w, x, y, True)),
+                PeerSpec("torch-gru", "nn.GRU", partial(_torch_rnn_peer, "GRU", w, x, y, True))])
             build([case], timed_only=True)
             rep = 1 if args.quick else scaling_repeats(h, steps, args.scaling_repeat)
             t = run_cases([case], rep, 0 if args.quick else 1)[case.name]
@@ -661,7 +661,7 @@ def run_memory(args: argparse.Namespace, cases: list[Case]) -> str:
                 + (["--numba"] if args.numba else []) + (["--no-numba"] if args.no_numba else [])
             env = childenv.child_env(args.threads, root=ROOT)
             proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                                  timeout=args.child_timeout)
+                                  timeout=args.child_timeout, check=False)
             line = next((ln for ln in reversed(proc.stdout.splitlines())
                          if ln.startswith(MEMORY_MARK)), None)
             if line is None:
@@ -705,10 +705,11 @@ def run_profile(args: argparse.Namespace, cases: list[Case]) -> str:
         built.step()
     prof.disable()
     ms = (time.perf_counter() - t0) * 1e3 / steps
-    parts = [f"### Profile of {case.name}:{peer.key} ({peer.label}, executor {built.kind()}): "
+    title = (f"### Profile of {case.name}:{peer.key} ({peer.label}, executor {built.kind()}): "
              f"{steps} steps, {ms:.2f} ms per step under cProfile (cProfile's own cost included; "
              f"NumPy's ufuncs and BLAS calls show as built-in methods, or in their caller's own "
-             f"time)"]
+             f"time)")
+    parts = [title]
     raw = pstats.Stats(prof).stats  # {(file, line, func): (prim calls, calls, own, cum, callers)}
 
     def where(key: tuple) -> str:
@@ -831,7 +832,7 @@ def _reexec_malloc_reuse(argv: list[str]) -> int:
     env = childenv.child_env(threads, root=ROOT, malloc_reuse=True)
     env[CHILD_MARK] = "1"
     proc = subprocess.run([sys.executable, "-m", "benchmarks.compiler"] + argv, cwd=ROOT,
-                          env=env, capture_output=True, text=True)
+                          env=env, capture_output=True, text=True, check=False)
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)
     return proc.returncode
@@ -870,13 +871,15 @@ def main(argv: list[str] | None = None) -> int:
             _say(args, "timing ...")
             times = run_cases(cases, args.repeat, args.warmup)
             if guard_rows:
-                lines += ["", "### Guard: one step of each peer against its family's "
-                              "node-by-node run (float32; errors relative to the largest value)",
+                lines += ["", ("### Guard: one step of each peer against its family's "
+                               "node-by-node run (float32; errors relative to the largest "
+                               "value)"),
                           "", markdown_table(["case", "peer", "against", "loss error",
                                               "gradient error", ""], guard_rows)]
             lines += ["", "### Steps (ms per step; ratios to the case's PyTorch row)", "",
-                      report(cases, times), "", "### Issue 16's targets (met: median ratio "
-                      "within the limit)", "", targets_table(cases, times)]
+                      report(cases, times), "",
+                      "### Issue 16's targets (met: median ratio within the limit)", "",
+                      targets_table(cases, times)]
             if args.json:
                 with open(args.json, "w") as f:
                     json.dump({"header": lines[:8], "times": times}, f, indent=1)
