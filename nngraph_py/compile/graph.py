@@ -91,7 +91,8 @@ class _Plan:
         self.regions: list[Region] = []
         self.region_v: list[list[Any]] = []
         entry_of: dict[int, tuple[str, int]] = {}
-        for nodes, exposed in form_regions(plan, cand, same, outputs):
+        for nodes, exposed in form_regions(plan, cand, same, outputs,
+                                           groups=[g.members for g in self.groups]):
             r = Region(nodes, plan, exposed, tuple(vals[nodes[0]].shape), vals[nodes[0]].dtype,
                        xp, keep, kernels)
             for i in nodes:

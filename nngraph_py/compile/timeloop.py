@@ -130,7 +130,8 @@ class _Plan:
         self.direct: set[int] = set()  # group members whose gradient a region writes in place
         consumers = consumers_of(plan)
         region_entry: dict[int, int] = {}
-        for nodes, exposed in form_regions(plan, cand, same, outputs):
+        for nodes, exposed in form_regions(plan, cand, same, outputs,
+                                           groups=[g.members for g in self.groups]):
             cols = {q: (in_group[q][0].offsets[in_group[q][1]], in_group[q][0].sizes[in_group[q][1]])
                     for m in nodes for q in plan[m].parents if q in in_group}
             # A group member read by this region alone: the region writes its gradient into the
