@@ -6,7 +6,7 @@ plan and the shapes of one probe step, :class:`CompiledSequence` builds, once pe
 
 1. **Hoisting.** Nodes that depend on ``x_t`` alone (not on the carried state) and act on each
    row independently (``Linear``, element-wise modules, ``CMul``, ``LayerNormalization``,
-   ``LookupTable``...) run once for all ``T`` steps, on ``(T * batch, ...)``: the input products
+   ``LookupTable``, ``Narrow`` of the features) run once for all ``T`` steps, on ``(T * batch, ...)``: the input products
    of an LSTM or GRU become one matrix product each per sequence. Their backward and parameter
    gradients run once too, after the time loop.
 2. **Linear groups.** The recurrent Linears that read the same node run as one product over
@@ -14,13 +14,17 @@ plan and the shapes of one probe step, :class:`CompiledSequence` builds, once pe
    history; their weight gradients are one product over all steps after the loop
    (``dW = G^T X`` with ``G`` and ``X`` the ``(T * batch, ...)`` histories).
 3. **Element-wise regions** (:mod:`nngraph_py.compile.elementwise`): the recurrent element-wise
-   nodes form convex regions, each one generated function (NumPy passes or numba loops) forward
-   and backward per step, over member histories planned once.
+   nodes (and ``CMul`` by a learned vector) form convex regions, each one generated function
+   (NumPy passes, numba loops or CUDA kernels) forward and backward per step, over member
+   histories planned once; a member keeps a history only if backward reads it.
 4. **Everything else** runs through its module, through per-step clones sharing its parameters
    (the node-by-node executor's way) when backward needs each step's state.
 5. **Buffers.** Histories, carried states and gradient buffers are allocated once per plan and
    reused across steps and calls; with ``keep=False`` (inference) nothing is kept for backward:
    one step of scratch is reused over time.
+6. **The static step loop** (:mod:`nngraph_py.compile.steploop`): when the step is hoisted
+   products, recurrent products of the carried state and one region (the usual cells), every
+   call of the time loop is bound once and the loop below is not used.
 
 Lengths (a ``(T, B, 1)`` mask) follow PyTorch's packed sequences, as every executor does.
 
