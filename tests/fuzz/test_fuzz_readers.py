@@ -68,8 +68,15 @@ def report(name: str, outcomes: collections.Counter, failures: list[str]) -> Non
 # ------------------------------------------------------------------------------------------------
 def _model() -> nn.gModule:
     x = nn.Identity()()
-    h = nn.Tanh()(nn.Linear(6, 5)(x).annotate(name="hidden"))
+    # The BatchNormalization makes the checkpoint hold buffers (buffer/<name> members).
+    hidden = nn.Linear(6, 5)(x).annotate(name="hidden")
+    h = nn.Tanh()(nn.BatchNormalization(5)(hidden).annotate(name="norm"))
     return nn.gModule([x], [nn.Linear(5, 3)(h).annotate(name="out")])
+
+
+def _buffers(model: nn.gModule) -> dict:
+    return {n: numpy.array(b, copy=True) for n, b in model.named_buffers()
+            if isinstance(b, numpy.ndarray)}
 
 
 class _Original:
@@ -87,6 +94,8 @@ class _Original:
             opt.step()
         self.params = {n: p.copy() for n, p in model.named_parameters()}
         self.grads = {n: g.copy() for n, g in model.named_grad_parameters()}
+        self.buffers = _buffers(model)
+        assert self.buffers, "the fuzzed checkpoint must hold buffers"
         self.opt_state = opt.state_dict()
         self.user = {"epoch": 3, "losses": [1.5, 1.25, 0.75], "config": {"hidden": 5}}
         path = save_checkpoint(str(tmp_path / "original.npz"), model, opt, self.user, grads=True,
@@ -242,6 +251,7 @@ def _check_checkpoint(data: bytes, path: str, original: _Original, strict_meta: 
     model = _model()
     for _, p in model.named_parameters():
         p[...] = 7.0
+    buffers_before = _buffers(model)
     opt = optim.Adam(model, lr=0.5)
     before = opt.state_dict()
     grads_before = {n: g.copy() for n, g in model.named_grad_parameters()}
@@ -249,10 +259,17 @@ def _check_checkpoint(data: bytes, path: str, original: _Original, strict_meta: 
         ck = load_checkpoint(path, model=model, optimizer=opt)
     except CheckpointError:
         assert all((p == 7.0).all() for _, p in model.named_parameters()), "model changed"
+        assert all(numpy.array_equal(b, buffers_before[n]) for n, b in _buffers(model).items()), \
+            "buffers changed"
         assert _state_equal(opt.state_dict(), before), "optimizer changed"
         return "refused"
     for name, p in model.named_parameters():
         assert numpy.array_equal(p, original.params[name]), f"parameter {name} altered"
+    # A file whose metadata has no "buffers" key reads as one written before buffers were
+    # stored: the model's own are left as they were (documented).
+    expected_buffers = original.buffers if "buffers" in ck.meta else buffers_before
+    for name, b in _buffers(model).items():
+        assert numpy.array_equal(b, expected_buffers[name]), f"buffer {name} altered"
     # A file whose metadata no longer says it holds gradients (the "grads" key deleted) restores
     # none: the model's own are left as they were.
     expected_grads = original.grads if ck.meta.get("grads") else grads_before
