@@ -523,30 +523,46 @@ class FusedLSTMLayer(_KeptState):
         dg_all = dgates.reshape(T * B, 4 * H)
         if self.d_w_ih is None:
             self.d_w_ih, self.d_w_hh = xp.empty_like(self.w_ih_t), xp.empty_like(self.w_hh)
-        d_w_ih_t, d_w_hh = self.d_w_ih, self.d_w_hh
-        # dW_ih transposed (x.T @ dg): faster in BLAS than dg.T @ x for a narrow input
-        xp.matmul(x.reshape(T * B, -1).T, dg_all, out=d_w_ih_t)
-        d_w_ih = d_w_ih_t.T
-        if T > 1:
-            xp.matmul(dgates[1:].reshape((T - 1) * B, 4 * H).T,
-                      h[:T - 1].reshape((T - 1) * B, H), out=d_w_hh)
-        else:
-            d_w_hh[...] = 0
-        if self._h0 is not None:
-            d_w_hh += xp.matmul(dgates[0].T, self._h0)
         d_b = dg_all.sum(axis=0)
-        if scale != 1.0:
-            d_w_ih_t *= scale
-            d_w_hh *= scale
-            d_b *= scale
-        cell = self.cell
-        for k in range(4):
-            rows = slice(k * H, (k + 1) * H)
-            cell.i2h[k].grad_weight += d_w_ih[rows]
-            cell.h2h[k].grad_weight += d_w_hh[rows]
-            for lin in (cell.i2h[k], cell.h2h[k]):
-                if lin.has_bias:
-                    lin.grad_bias += d_b[rows]
+        _add_weight_grads(xp, self.cell, x, dgates, dgates, h, self._h0, self.d_w_ih,
+                          self.d_w_hh, d_b, d_b, scale)
+
+
+def _add_weight_grads(xp: Any, cell: RecipeCell, x: Any, dg_in: Any, dg_rec: Any, h: Any,
+                      h0: Any, d_w_ih_t: Any, d_w_hh: Any, d_b_ih: Any, d_b_hh: Any,
+                      scale: float) -> None:
+    """Add ``scale`` times the weight and bias gradients of a recipe layer to its Linears:
+    one product per stacked weight over all ``T`` steps.
+
+    ``dg_in`` / ``dg_rec`` are the ``(T, B, G*H)`` gradients of the input / recurrent products
+    (the same array for an LSTM, whose gates sum the two), ``h`` the ``(T, B, H)`` outputs (step
+    ``t`` reads ``h[t - 1]``, or ``h0``), ``d_w_ih_t`` / ``d_w_hh`` scratch of the stacked
+    weights' shapes (the input weight transposed), ``d_b_*`` the summed bias gradients.
+    """
+    T, B = int(x.shape[0]), int(x.shape[1])
+    G = int(dg_in.shape[2])
+    H = int(h.shape[2])
+    # dW_ih transposed (x.T @ dg): faster in BLAS than dg.T @ x for a narrow input
+    xp.matmul(x.reshape(T * B, -1).T, dg_in.reshape(T * B, G), out=d_w_ih_t)
+    if T > 1:
+        xp.matmul(dg_rec[1:].reshape((T - 1) * B, G).T, h[:T - 1].reshape((T - 1) * B, H),
+                  out=d_w_hh)
+    else:
+        d_w_hh[...] = 0
+    if h0 is not None:
+        d_w_hh += xp.matmul(dg_rec[0].T, h0)
+    if scale != 1.0:
+        for arr in (d_w_ih_t, d_w_hh, d_b_ih) + (() if d_b_hh is d_b_ih else (d_b_hh,)):
+            arr *= scale
+    d_w_ih = d_w_ih_t.T
+    for k in range(len(cell.i2h)):
+        rows = slice(k * H, (k + 1) * H)
+        cell.i2h[k].grad_weight += d_w_ih[rows]
+        cell.h2h[k].grad_weight += d_w_hh[rows]
+        if cell.i2h[k].has_bias:
+            cell.i2h[k].grad_bias += d_b_ih[rows]
+        if cell.h2h[k].has_bias:
+            cell.h2h[k].grad_bias += d_b_hh[rows]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -853,29 +869,8 @@ class FusedGRULayer(_KeptState):
         dgi_all, dgh_all = dgi.reshape(T * B, 3 * H), dgh.reshape(T * B, 3 * H)
         if self.d_w_ih is None:
             self.d_w_ih, self.d_w_hh = xp.empty_like(self.w_ih_t), xp.empty_like(self.w_hh)
-        d_w_ih_t, d_w_hh = self.d_w_ih, self.d_w_hh
-        xp.matmul(x.reshape(T * B, -1).T, dgi_all, out=d_w_ih_t)
-        d_w_ih = d_w_ih_t.T
-        if T > 1:
-            xp.matmul(dgh[1:].reshape((T - 1) * B, 3 * H).T,
-                      h[:T - 1].reshape((T - 1) * B, H), out=d_w_hh)
-        else:
-            d_w_hh[...] = 0
-        if self._h0 is not None:
-            d_w_hh += xp.matmul(dgh[0].T, self._h0)
-        d_b_ih, d_b_hh = dgi_all.sum(axis=0), dgh_all.sum(axis=0)
-        if scale != 1.0:
-            for arr in (d_w_ih_t, d_w_hh, d_b_ih, d_b_hh):
-                arr *= scale
-        cell = self.cell
-        for k in range(3):
-            rows = slice(k * H, (k + 1) * H)
-            cell.i2h[k].grad_weight += d_w_ih[rows]
-            cell.h2h[k].grad_weight += d_w_hh[rows]
-            if cell.i2h[k].has_bias:
-                cell.i2h[k].grad_bias += d_b_ih[rows]
-            if cell.h2h[k].has_bias:
-                cell.h2h[k].grad_bias += d_b_hh[rows]
+        _add_weight_grads(xp, self.cell, x, dgi, dgh, h, self._h0, self.d_w_ih, self.d_w_hh,
+                          dgi_all.sum(axis=0), dgh_all.sum(axis=0), scale)
 
 
 class FusedLSTM:
