@@ -19,6 +19,7 @@ from lstm import make_gru_cell, make_lstm_cell
 from nngraph_py import nn
 from nngraph_py.compile import CellSignature
 from nngraph_py.compile.cuda import CudaRegionKernels, KernelSource, cuda_source, region_source
+from nngraph_py.compile.cuda_check import peephole_cell  # [x, h, c] -> [h', c']
 from nngraph_py.compile.elementwise import Op, Region
 from nngraph_py.compile.timeloop import CompiledSequence
 from nngraph_py.errors import GraphError
@@ -112,20 +113,6 @@ def harness(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # Regions to check
 # ------------------------------------------------------------------------------------------------
-def peephole_cell(input_size: int, hidden: int) -> nn.gModule:
-    """``[x, h, c] -> [h', c']``: the LSTM recipe with peepholes (CMul of a learned vector)."""
-    x, h, c = nn.Identity()(), nn.Identity()(), nn.Identity()()
-
-    def total(*extra):
-        return nn.CAddTable()([nn.Linear(input_size, hidden)(x), nn.Linear(hidden, hidden)(h),
-                               *extra])
-
-    i = nn.Sigmoid()(total(nn.CMul(hidden)(c)))
-    f = nn.Sigmoid()(total(nn.CMul(hidden)(c)))
-    g = nn.Tanh()(total())
-    c2 = nn.CAddTable()([nn.CMulTable()([f, c]), nn.CMulTable()([i, g])])
-    o = nn.Sigmoid()(total(nn.CMul(hidden)(c2)))
-    return nn.gModule([x, h, c], [nn.CMulTable()([o, nn.Tanh()(c2)]), c2])
 
 
 H, F, B = 6, 4, 5

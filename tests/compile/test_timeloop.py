@@ -9,26 +9,11 @@ from lstm import Recurrence, make_gru_cell, make_lstm_cell
 from lstm.model import lengths_mask
 from nngraph_py import nn
 from nngraph_py.compile import CellSignature, compile_sequence
+from nngraph_py.compile.cuda_check import peephole_cell  # [x, h, c] -> [h', c']
 from nngraph_py.compile.elementwise import numba_available
 from nngraph_py.compile.timeloop import CompiledSequence
 
 H, F = 5, 3
-
-
-def peephole_cell(input_size: int, hidden: int) -> nn.gModule:
-    """``[x, h, c] -> [h', c']``, the recipe with peepholes (CMul of a learned vector)."""
-    x, h, c = nn.Identity()(), nn.Identity()(), nn.Identity()()
-
-    def total(*extra):
-        return nn.CAddTable()([nn.Linear(input_size, hidden)(x), nn.Linear(hidden, hidden)(h),
-                               *extra])
-
-    i = nn.Sigmoid()(total(nn.CMul(hidden)(c)))
-    f = nn.Sigmoid()(total(nn.CMul(hidden)(c)))
-    g = nn.Tanh()(total())
-    c2 = nn.CAddTable()([nn.CMulTable()([f, c]), nn.CMulTable()([i, g])])
-    o = nn.Sigmoid()(total(nn.CMul(hidden)(c2)))
-    return nn.gModule([x, h, c], [nn.CMulTable()([o, nn.Tanh()(c2)]), c2])
 
 
 def reference(cell, sizes, out_state, x, s0, gout, gfin, lengths):
