@@ -13,5 +13,7 @@ Layout:
     ``breakdown.py``   where the time of a step goes (phases, array ops, cProfile).
     ``gemm.py``        the matrix products of a step timed alone, NumPy's BLAS against PyTorch's.
     ``compiler.py``    the graph compiler (issue 16) against PyTorch, every peer in one process.
+    ``cells.py``       the user cells written from ``nn`` primitives (GRU, peephole LSTM).
+    ``cuda_check.py``  the device check of the generated CUDA region kernels (needs a GPU).
     ``cells.py``       the cells a user writes from primitives (GRU, peephole LSTM) it runs.
 """

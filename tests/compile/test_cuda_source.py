@@ -15,11 +15,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from benchmarks.cells import peephole_lstm_cell as peephole_cell  # [x, h, c] -> [h', c']
 from lstm import make_gru_cell, make_lstm_cell
 from nngraph_py import nn
 from nngraph_py.compile import CellSignature
 from nngraph_py.compile.cuda import CudaRegionKernels, KernelSource, cuda_source, region_source
-from nngraph_py.compile.cuda_check import peephole_cell  # [x, h, c] -> [h', c']
 from nngraph_py.compile.elementwise import Op, Region
 from nngraph_py.compile.timeloop import CompiledSequence
 from nngraph_py.errors import GraphError
@@ -382,11 +382,11 @@ def test_cuda_source_forward_of_every_member():
 
 
 def test_device_check_script_runs_on_the_host(capsys):
-    """``python -m nngraph_py.compile.cuda_check``: without a GPU it says so and exits 0; its
+    """``python -m benchmarks.cuda_check``: without a GPU it says so and exits 0; its
     checks themselves run on the host with ``--cpu-selftest`` (so the script works before a
     device is lent)."""
     from nngraph_py import backend
-    from nngraph_py.compile import cuda_check
+    from benchmarks import cuda_check
 
     if not backend.cuda_available():
         assert cuda_check.main([]) == 0

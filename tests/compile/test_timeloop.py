@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchmarks.cells import peephole_lstm_cell as peephole_cell  # [x, h, c] -> [h', c']
 from lstm import Recurrence, make_gru_cell, make_lstm_cell
 from lstm.model import lengths_mask
 from nngraph_py import nn
 from nngraph_py.compile import CellSignature, compile_sequence
-from nngraph_py.compile.cuda_check import peephole_cell  # [x, h, c] -> [h', c']
 from nngraph_py.compile.elementwise import numba_available
 from nngraph_py.compile.timeloop import CompiledSequence
 

@@ -1,4 +1,4 @@
-"""Device check of the generated CUDA region kernels: ``python -m nngraph_py.compile.cuda_check``.
+"""Device check of the generated CUDA region kernels: ``python -m benchmarks.cuda_check``.
 
 On a machine with CuPy and a GPU it runs, against NumPy on the host:
 
@@ -29,28 +29,14 @@ from typing import Any, Callable
 
 import numpy
 
-from .. import backend, nn
-from .elementwise import Region
-from .sequence import CellSignature
-from .timeloop import CompiledSequence
+from nngraph_py import backend, nn
+from nngraph_py.compile.elementwise import Region
+from nngraph_py.compile.sequence import CellSignature
+from nngraph_py.compile.timeloop import CompiledSequence
+
+from .cells import peephole_lstm_cell as peephole_cell
 
 TOL = {numpy.dtype(numpy.float32): 2e-4, numpy.dtype(numpy.float64): 1e-9}
-
-
-def peephole_cell(input_size: int, hidden: int) -> nn.gModule:
-    """``[x, h, c] -> [h', c']``: the LSTM recipe with peepholes (``CMul`` of learned vectors)."""
-    x, h, c = nn.Identity()(), nn.Identity()(), nn.Identity()()
-
-    def total(*extra: Any) -> Any:
-        return nn.CAddTable()([nn.Linear(input_size, hidden)(x), nn.Linear(hidden, hidden)(h),
-                               *extra])
-
-    i = nn.Sigmoid()(total(nn.CMul(hidden)(c)))
-    f = nn.Sigmoid()(total(nn.CMul(hidden)(c)))
-    g = nn.Tanh()(total())
-    c2 = nn.CAddTable()([nn.CMulTable()([f, c]), nn.CMulTable()([i, g])])
-    o = nn.Sigmoid()(total(nn.CMul(hidden)(c2)))
-    return nn.gModule([x, h, c], [nn.CMulTable()([o, nn.Tanh()(c2)]), c2])
 
 
 def _cells(F: int, H: int) -> dict[str, tuple[Callable[[], nn.gModule], CellSignature]]:
@@ -245,7 +231,7 @@ class Checker:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the checks (see the module docstring); the exit status."""
-    ap = argparse.ArgumentParser(prog="python -m nngraph_py.compile.cuda_check",
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.cuda_check",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small shapes, few repeats")
     ap.add_argument("--repeats", type=int, default=None)
