@@ -21,7 +21,7 @@ from typing import Any
 
 import numba
 
-from .accel import _P, _Q, TANH_CLAMP
+from ._numba_kernels import _tanh_rational
 
 __all__ = ["TANH32", "EXP", "POS", "MAX0", "JIT", "compile_source"]
 
@@ -30,13 +30,9 @@ JIT: dict[str, Any] = dict(nogil=True, error_model="numpy", fastmath={"contract"
 
 @numba.njit(inline="always")
 def TANH32(x: Any) -> Any:  # noqa: N802
-    """float32 tanh: the vectorisable rational function of :mod:`nngraph_py.compile.accel`,
-    evaluated in float64 (plain functions only: numba's cache cannot reload typed overloads)."""
-    v = min(max(numba.float64(x), -TANH_CLAMP), TANH_CLAMP)
-    s = v * v
-    p = ((((_P[5] * s + _P[4]) * s + _P[3]) * s + _P[2]) * s + _P[1]) * s + _P[0]
-    q = (((_Q[4] * s + _Q[3]) * s + _Q[2]) * s + _Q[1]) * s + _Q[0]
-    return numba.float32(v * p / q)
+    """float32 tanh: the recipe kernels' vectorisable rational function, evaluated in float64
+    (a plain function: numba's cache cannot reload the typed ``_tanh`` overload)."""
+    return numba.float32(_tanh_rational(numba.float64(x)))
 
 
 @numba.njit(inline="always")
