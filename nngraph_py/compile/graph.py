@@ -156,7 +156,6 @@ class CompiledGraph(Module):
         self.input_kind = graph.input_kind
         self._device, self._dtype = graph._device, graph._dtype
         self._plans: dict[tuple, _Plan] = {}
-        self._outputs = set(graph._out_idx)
         self._ran: str | None = None  # "graph", "plan", or "nograd" for the last forward
         self._vals: list[Any] | None = None
         self._inputs: list[Any] | None = None

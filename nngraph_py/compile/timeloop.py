@@ -83,7 +83,6 @@ class _Plan:
         self.keep = keep
         self.T, self.B = int(x.shape[0]), int(x.shape[1])
         xp = self.xp = backend.get_array_module(x)
-        self.dtype = x.dtype
         T, B = self.T, self.B
         self.out_nodes = [cell._out_idx[j] for j in sig.state_outputs]
         outputs = set(cell._out_idx)
@@ -161,7 +160,6 @@ class _Plan:
         self.order = order
         # (5) Buffers. Histories have T entries when backward will run, else 1 (scratch).
         L = T if keep else 1
-        self.L = L
         self.S = [xp.empty((T + 1, B, size), dtype=x.dtype) for size in sig.state_sizes]
         self.group_y = [xp.empty((L, B, g.total), dtype=x.dtype) for g in self.groups]
         # A member's history has T entries only when backward reads it (or another step
@@ -175,7 +173,6 @@ class _Plan:
         self.group_skip = [{k for k, i in enumerate(g.members) if i in self.direct}
                            for g in self.groups]
         self.clones: dict[int, list[Module]] = {i: [] for i in self.opaque}
-        self.shapes = [tuple(v.shape) if _is_array(v) else None for v in vals]
 
     def clone_for(self, i: int, t: int, proto: Module) -> Module:
         clones = self.clones[i]
